@@ -1,0 +1,1 @@
+//! Benchmarks of `ringsession-core`; see `benches/ring.rs`.
