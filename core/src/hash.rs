@@ -10,10 +10,10 @@
 //
 // Why a second MD5: a lookup is one MD5 and a binary search, and the MD5 dominates. MD5 is a
 // serial chain within one message, but independent messages can share SIMD registers. The lane
-// version keeps every state word as `[u32; LANES]` and applies each step to all lanes in a
-// fixed-length loop, a shape that LLVM turns into vector instructions on its own (SSE2 on every
-// x86_64, simd128 on wasm when enabled) without `unsafe` or intrinsics. Tests check it against
-// `md-5` on random inputs.
+// version keeps every state word as groups of four `u32`s (`V`) whose operations are written out
+// element by element, a shape that LLVM's SLP vectorizer turns into vector instructions on its
+// own (SSE2 on every x86_64, simd128 on wasm when enabled) without `unsafe` or intrinsics. Tests
+// check it against `md-5` on random inputs.
 
 use md5::{Digest, Md5};
 
@@ -21,7 +21,7 @@ use md5::{Digest, Md5};
 pub(crate) type Words = [u32; 4];
 
 /// How many messages [`md5_lanes`] hashes at once.
-pub(crate) const LANES: usize = 8;
+pub(crate) const LANES: usize = 16;
 
 /// The longest message that fits one MD5 block, and so [`md5_lanes`].
 pub(crate) const MAX_LANE_LEN: usize = 55;
@@ -51,7 +51,56 @@ pub(crate) fn u128_halves(w: Words) -> (u64, u64) {
     (hi, lo)
 }
 
-type Lane = [u32; LANES];
+/// Four 32-bit words operated on together: each method is written out element by element, a
+/// shape that LLVM's SLP vectorizer turns into one SSE2/simd128 instruction.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct V([u32; 4]);
+
+impl V {
+    #[inline(always)]
+    fn map2(self, o: V, f: impl Fn(u32, u32) -> u32) -> V {
+        V([
+            f(self.0[0], o.0[0]),
+            f(self.0[1], o.0[1]),
+            f(self.0[2], o.0[2]),
+            f(self.0[3], o.0[3]),
+        ])
+    }
+    #[inline(always)]
+    fn add(self, o: V) -> V {
+        self.map2(o, u32::wrapping_add)
+    }
+    #[inline(always)]
+    fn and(self, o: V) -> V {
+        self.map2(o, |x, y| x & y)
+    }
+    #[inline(always)]
+    fn or(self, o: V) -> V {
+        self.map2(o, |x, y| x | y)
+    }
+    #[inline(always)]
+    fn xor(self, o: V) -> V {
+        self.map2(o, |x, y| x ^ y)
+    }
+    #[inline(always)]
+    fn not(self) -> V {
+        self.xor(V([u32::MAX; 4]))
+    }
+    // Two shifts and an or rather than `rotate_left`: SSE2 has no vector rotate, and LLVM's cost
+    // model refuses to vectorize the rotate intrinsic there, leaving the whole step scalar.
+    #[inline(always)]
+    fn rotl(self, s: u32) -> V {
+        let l = V(self.0.map(|x| x << s));
+        let r = V(self.0.map(|x| x >> (32 - s)));
+        l.or(r)
+    }
+}
+
+/// A state word of all [`LANES`] messages, in groups of four: the groups are independent
+/// dependency chains, which interleave and keep the vector units busy (measured here: 16 lanes
+/// hash a 32-byte message in about a third of the time of one scalar MD5, 8 lanes in 0.36, 4 in 0.6).
+type Lane = [V; LANES / 4];
 
 const INIT: Words = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
@@ -122,85 +171,83 @@ const K: [u32; 64] = [
     0xeb86_d391,
 ];
 
-const S: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+const SHIFTS: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+
+/// The 64 MD5 steps on all lanes (without the final feed-forward).
+//
+// A plain loop, not unrolled by hand and not inlined: measured here, this shape vectorizes best
+// (a fully unrolled version leaves LLVM's SLP vectorizer with too much to do and runs slower).
+#[inline(never)]
+fn compress(st: &mut [Lane; 4], m: &[Lane; 16]) {
+    let [mut a, mut b, mut c, mut d] = *st;
+    for i in 0..64 {
+        let round = i / 16;
+        let g = match round {
+            0 => i,
+            1 => (5 * i + 1) % 16,
+            2 => (3 * i + 5) % 16,
+            _ => (7 * i) % 16,
+        };
+        let s = SHIFTS[round * 4 + i % 4];
+        let k = V([K[i]; 4]);
+        let mut next = [V::default(); LANES / 4];
+        for h in 0..LANES / 4 {
+            let (x, y, z) = (b[h], c[h], d[h]);
+            let f = match round {
+                0 => x.and(y).or(x.not().and(z)),
+                1 => x.and(z).or(y.and(z.not())),
+                2 => x.xor(y).xor(z),
+                _ => y.xor(x.or(z.not())),
+            };
+            next[h] = a[h].add(f).add(k).add(m[g][h]).rotl(s).add(x);
+        }
+        (a, b, c, d) = (d, next, b, c);
+    }
+    *st = [a, b, c, d];
+}
 
 /// MD5 of up to [`LANES`] messages of at most [`MAX_LANE_LEN`] bytes each, side by side.
 ///
-/// Returns `None` if a message is too long for one block (use [`md5`] for it).
+/// Returns `None` if there are too many messages or one is too long for one block (use [`md5`]
+/// for it).
+#[inline(always)]
 pub(crate) fn md5_lanes(msgs: &[&[u8]]) -> Option<[Words; LANES]> {
     if msgs.len() > LANES || msgs.iter().any(|m| m.len() > MAX_LANE_LEN) {
         return None;
     }
-    // The padded block of each lane, transposed: m[j][lane] is word j of that lane's block.
-    let mut m = [[0u32; LANES]; 16];
-    for (lane, msg) in msgs.iter().enumerate() {
-        let mut block = [0u8; 64];
-        block[..msg.len()].copy_from_slice(msg);
-        block[msg.len()] = 0x80;
-        block[56..].copy_from_slice(&((msg.len() as u64) * 8).to_le_bytes());
-        for (j, word) in block.chunks_exact(4).enumerate() {
-            m[j][lane] = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+    // The padded block of each message, transposed: word j of message l is m[j][l / 4].0[l % 4].
+    let mut m = [[V::default(); LANES / 4]; 16];
+    for (l, msg) in msgs.iter().enumerate() {
+        let (h, e) = (l / 4, l % 4);
+        let mut words = msg.chunks_exact(4);
+        let mut j = 0;
+        for word in words.by_ref() {
+            m[j][h].0[e] = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            j += 1;
         }
+        // The last partial word, then the 0x80 end marker; the rest of the block stays zero
+        // but for the bit length in word 14 (it is below 2^32 for one block).
+        let mut last = [0u8; 4];
+        let tail = words.remainder();
+        last[..tail.len()].copy_from_slice(tail);
+        last[tail.len()] = 0x80;
+        m[j][h].0[e] = u32::from_le_bytes(last);
+        m[14][h].0[e] = (msg.len() as u32) * 8;
     }
-    let mut st: [Lane; 4] = [
-        [INIT[0]; LANES],
-        [INIT[1]; LANES],
-        [INIT[2]; LANES],
-        [INIT[3]; LANES],
-    ];
-    round::<0>(&mut st, &m);
-    round::<1>(&mut st, &m);
-    round::<2>(&mut st, &m);
-    round::<3>(&mut st, &m);
+    let mut st: [Lane; 4] = INIT.map(|w| [V([w; 4]); LANES / 4]);
+    compress(&mut st, &m);
     let [a, b, c, d] = st;
     let mut out = [[0u32; 4]; LANES];
     for (l, o) in out.iter_mut().enumerate() {
+        let (h, e) = (l / 4, l % 4);
         *o = [
-            a[l].wrapping_add(INIT[0]),
-            b[l].wrapping_add(INIT[1]),
-            c[l].wrapping_add(INIT[2]),
-            d[l].wrapping_add(INIT[3]),
+            a[h].0[e].wrapping_add(INIT[0]),
+            b[h].0[e].wrapping_add(INIT[1]),
+            c[h].0[e].wrapping_add(INIT[2]),
+            d[h].0[e].wrapping_add(INIT[3]),
         ];
     }
     Some(out)
-}
-
-/// The 16 steps of MD5 round `R` on every lane. `R` is a constant, so the round function is
-/// fixed in each instance and the lane loop is a plain element-wise loop.
-#[inline(always)]
-fn round<const R: usize>(st: &mut [Lane; 4], m: &[Lane; 16]) {
-    let [mut a, mut b, mut c, mut d] = *st;
-    for j in 0..16 {
-        let i = R * 16 + j;
-        let g = match R {
-            0 => j,
-            1 => (5 * j + 1) % 16,
-            2 => (3 * j + 5) % 16,
-            _ => (7 * j) % 16,
-        };
-        let s = S[R * 4 + j % 4];
-        let mut t = [0u32; LANES];
-        for l in 0..LANES {
-            let (x, y, z) = (b[l], c[l], d[l]);
-            let f = match R {
-                0 => (x & y) | (!x & z),
-                1 => (x & z) | (y & !z),
-                2 => x ^ y ^ z,
-                _ => y ^ (x | !z),
-            };
-            t[l] = a[l]
-                .wrapping_add(f)
-                .wrapping_add(K[i])
-                .wrapping_add(m[g][l])
-                .rotate_left(s)
-                .wrapping_add(b[l]);
-        }
-        a = d;
-        d = c;
-        c = b;
-        b = t;
-    }
-    *st = [a, b, c, d];
 }
 
 #[cfg(test)]
