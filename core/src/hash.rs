@@ -15,7 +15,37 @@
 // own (SSE2 on every x86_64, simd128 on wasm when enabled) without `unsafe` or intrinsics. Tests
 // check it against `md-5` on random inputs.
 
+use core::hash::{BuildHasher, Hasher};
+
 use md5::{Digest, Md5};
+
+/// A fixed (seedless, deterministic) FNV-1a hasher for the crate's hash maps and sets.
+//
+// What it hashes are session ids (server-made CSPRNG strings) and node names (configuration), so
+// flooding by chosen keys is not a concern, and a fixed hasher keeps the crate deterministic and
+// free of any source of randomness.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedState;
+
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl BuildHasher for FixedState {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 /// The four little-endian state words of an MD5 digest.
 pub(crate) type Words = [u32; 4];

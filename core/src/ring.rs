@@ -7,7 +7,8 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::hash::{self, Words, LANES, MAX_LANE_LEN};
+use crate::hash::{self, FixedState, Words, LANES, MAX_LANE_LEN};
+use hashbrown::HashSet;
 
 /// The most points a ring accepts (8 Mi). Only the `uhashring` layout, whose point count grows
 /// with the absolute weights, comes near it in practice.
@@ -363,11 +364,18 @@ impl HashRing {
         S: AsRef<str>,
     {
         let mut ring = HashRing::empty(layout);
-        let mut list = Vec::new();
+        let mut list: Vec<Node> = Vec::new();
         for (name, weight) in nodes {
-            let node = ring.check_new(name.as_ref(), weight, &list)?;
-            list.push(node);
+            list.push(ring.check_new(name.as_ref(), weight, &[])?);
         }
+        let mut seen = HashSet::with_capacity_and_hasher(list.len(), FixedState);
+        let duplicate = list.iter().find(|n| !seen.insert(&*n.name));
+        if let Some(dup) = duplicate {
+            return Err(Error::DuplicateNode {
+                name: dup.name.to_string(),
+            });
+        }
+        drop(seen);
         ring.rebuild(list)?;
         Ok(ring)
     }

@@ -3,11 +3,11 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashMap;
 
 use crate::error::{Error, Result};
+use crate::hash::FixedState;
 
 /// A map from session ids to opaque values that expire.
 ///
@@ -42,33 +42,6 @@ pub trait SessionMap {
     /// Whether the map holds no entries.
     fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// A fixed (seedless, deterministic) FNV-1a hasher for ids.
-//
-// Ids are server-made CSPRNG strings, so flooding by chosen keys is not a concern, and a fixed
-// hasher keeps the crate deterministic and free of any source of randomness.
-#[derive(Debug, Clone, Copy, Default)]
-struct FixedState;
-
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-impl BuildHasher for FixedState {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
     }
 }
 

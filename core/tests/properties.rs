@@ -87,34 +87,55 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
-
-    /// With equal weights, adding one node to N moves only keys onto the new node, and about
-    /// 1/(N+1) of them, wherever the existing nodes keep their point counts (single-precision
-    /// ketama gives 39 digests instead of 40 for some N, which moves other points too).
-    #[test]
-    fn adding_a_node_moves_a_fair_share_onto_it(layout in layout(), n in 1usize..40) {
-        let names: Vec<String> = (0..n).map(|i| format!("10.0.0.{i}:6379")).collect();
-        let ring = HashRing::new(layout, names.iter().map(|s| (s.as_str(), 1))).unwrap();
-        let mut grown = ring.clone();
-        grown.add("10.0.1.0:6379", 1).unwrap();
-        prop_assume!(names.iter().all(|name| ring.points(name).unwrap() == grown.points(name).unwrap()));
-        let mut moved = 0;
-        for key in fair_share_keys() {
-            let (before, after) = (ring.get(key).unwrap(), grown.get(key).unwrap());
-            if before != after {
-                prop_assert_eq!(after, "10.0.1.0:6379", "{} moved between old nodes", key);
-                moved += 1;
+/// With equal weights, adding one node to N moves only keys onto the new node, and about
+/// 1/(N+1) of them, wherever the existing nodes keep their point counts (single-precision
+/// ketama gives 39 digests instead of 40 for some N, which moves other points too). Checked for
+/// every N from 1 to 40 and every layout.
+#[test]
+fn adding_a_node_moves_a_fair_share_onto_it() {
+    let mut checked = 0;
+    for layout in Layout::ALL {
+        for n in 1usize..=40 {
+            let names: Vec<String> = (0..n).map(|i| format!("10.0.0.{i}:6379")).collect();
+            let ring = HashRing::new(layout, names.iter().map(|s| (s.as_str(), 1))).unwrap();
+            let mut grown = ring.clone();
+            grown.add("10.0.1.0:6379", 1).unwrap();
+            if names
+                .iter()
+                .any(|name| ring.points(name).unwrap() != grown.points(name).unwrap())
+            {
+                continue;
             }
+            checked += 1;
+            let mut moved = 0;
+            for key in fair_share_keys() {
+                let (before, after) = (ring.get(key).unwrap(), grown.get(key).unwrap());
+                if before != after {
+                    assert_eq!(
+                        after, "10.0.1.0:6379",
+                        "{layout} n={n}: {key} moved between old nodes"
+                    );
+                    moved += 1;
+                }
+            }
+            let share = moved as f64 / 10_000.0;
+            let fair = 1.0 / (n + 1) as f64;
+            // A node's share of the ring varies by about 1/sqrt(points per node) of the fair
+            // share: 8% at the 120-160 points of ketama, hash_ring and uhashring, where 0.7..1.3
+            // is more than 3.5 standard deviations; 18% at md5_128's 32 points, where the same
+            // 3.5 standard deviations span 0.35..1.65 (the peer has the same spread: it is the
+            // layout's, not ours).
+            let spread = if layout == Layout::Md5_128 { 0.65 } else { 0.3 };
+            assert!(
+                ((1.0 - spread) * fair..=(1.0 + spread) * fair).contains(&share),
+                "{layout} n={n}: {share} of keys moved, fair share {fair}"
+            );
         }
-        let share = moved as f64 / 10_000.0;
-        let fair = 1.0 / (n + 1) as f64;
-        prop_assert!(
-            (0.7 * fair..=1.3 * fair).contains(&share),
-            "{} of keys moved, fair share {}", share, fair
-        );
     }
+    assert!(
+        checked > 140,
+        "only {checked} (layout, N) pairs kept their point counts"
+    );
 }
 
 /// 10 000 session-id shaped keys.
@@ -122,7 +143,12 @@ fn fair_share_keys() -> &'static [String] {
     static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         (0..10_000u128)
-            .map(|i| format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5cf3_f0ad)))
+            .map(|i| {
+                format!(
+                    "{:032x}",
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5cf3_f0ad)
+                )
+            })
             .collect()
     })
 }
