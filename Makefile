@@ -47,8 +47,8 @@ demo: build-python
 
 # ---- test ----------------------------------------------------------------------------------
 
-.PHONY: test ## run every test: Rust, no_std build, Python (with real Redis), JavaScript (Node + Chromium)
-test: lint test-rust test-nostd test-python test-js
+.PHONY: test ## run every test: Rust, no_std build, fuzz (briefly), Python (with real Redis), JavaScript (Node + Chromium)
+test: lint test-rust test-nostd test-fuzz test-python test-js
 
 .PHONY: test-rust ## Rust unit, property, vector and doc tests; benches compile
 test-rust:
@@ -61,6 +61,23 @@ test-nostd:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	cargo build -p ringsession-core --target $(NOSTD_TARGET)
 	cargo build -p ringsession-core --target wasm32-unknown-unknown
+
+# cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz
+FUZZ_SECONDS ?= 10
+
+.PHONY: install-fuzz ## install cargo-fuzz if it is missing
+install-fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+
+.PHONY: test-fuzz ## run each fuzz target briefly (FUZZ_SECONDS each)
+test-fuzz: install-fuzz
+	$(FUZZ) run -O ring -- -max_total_time=$(FUZZ_SECONDS)
+	$(FUZZ) run -O session_map -- -max_total_time=$(FUZZ_SECONDS)
+
+.PHONY: fuzz ## run each fuzz target for 5 minutes
+fuzz:
+	$(MAKE) test-fuzz FUZZ_SECONDS=300
 
 .PHONY: test-python ## pytest against real redis-server processes, and mypy.stubtest
 test-python: build-python
