@@ -514,10 +514,17 @@ impl HashRing {
     }
 
     fn flush(&self, batch: &[&[u8]], at: &[usize], out: &mut [Option<usize>]) {
-        // Every message in `batch` is at most MAX_LANE_LEN bytes, so the lane hash applies.
-        if let Some(digests) = hash::md5_lanes(batch) {
-            for (&i, &w) in at.iter().zip(digests.iter()) {
-                out[i] = self.owner_of(w);
+        match hash::md5_lanes(batch) {
+            Some(digests) => {
+                for (&i, &w) in at.iter().zip(digests.iter()) {
+                    out[i] = self.owner_of(w);
+                }
+            }
+            // Not reached (the batch holds at most LANES short keys), but never a wrong answer.
+            None => {
+                for (&i, key) in at.iter().zip(batch) {
+                    out[i] = self.owner_of(hash::md5(key));
+                }
             }
         }
     }
