@@ -419,6 +419,13 @@ impl HashRing {
         self.nodes.get(index).map(|n| &*n.name)
     }
 
+    /// How many points the node at `index` (insertion order) has on the ring.
+    pub fn node_points(&self, index: usize) -> Option<u64> {
+        self.nodes
+            .get(index)
+            .map(|n| n.digests * self.layout.points_per_digest())
+    }
+
     /// How many points the node has on the ring (0 for a node whose weight is too small to get
     /// any).
     ///
@@ -532,12 +539,19 @@ impl HashRing {
     /// Up to `n` distinct nodes for `key`: its owner first, then the next distinct nodes
     /// clockwise (the failover order). Fewer if the ring has fewer nodes with points.
     pub fn get_n(&self, key: impl AsRef<[u8]>, n: usize) -> Vec<&str> {
+        self.get_n_indices(key, n)
+            .into_iter()
+            .map(|i| &*self.nodes[i].name)
+            .collect()
+    }
+
+    /// [`get_n`](Self::get_n) by insertion-order index.
+    pub fn get_n_indices(&self, key: impl AsRef<[u8]>, n: usize) -> Vec<usize> {
         let w = hash::md5(key.as_ref());
-        let order = match &self.table {
+        match &self.table {
             Table::Narrow(c) => self.walk(c, u64::key_pos(w), n),
             Table::Wide(c) => self.walk(c, Wide::key_pos(w), n),
-        };
-        order.into_iter().map(|i| &*self.nodes[i].name).collect()
+        }
     }
 
     fn walk<P: Point>(&self, c: &Continuum<P>, h: P::Pos, n: usize) -> Vec<usize> {
