@@ -1,0 +1,36 @@
+"""ringsession: Tornado sessions on memory, Redis and sharded Redis, routed by a Rust hash ring.
+
+The ring (:class:`HashRing`) is native code from the Rust core; its layouts agree key for key with
+libketama (libmemcached, twemproxy, npm ``hashring``), Python ``hash_ring``/``hashring``, the
+classic 32-vnode md5 ring and ``uhashring``::
+
+    >>> from ringsession import HashRing
+    >>> ring = HashRing({"redis-a:6379": 1, "redis-b:6379": 2})
+    >>> ring.get_node("a session id") in ring
+    True
+"""
+
+from ringsession._ringsession import HashRing
+from ringsession.mixin import BaseHandler, SessionMixin
+from ringsession.session import Session
+from ringsession.stores import (
+    MemoryStore,
+    RedisStore,
+    SessionStore,
+    ShardedRedisStore,
+    ShardedStore,
+    StoreError,
+)
+
+__all__ = [
+    "BaseHandler",
+    "HashRing",
+    "MemoryStore",
+    "RedisStore",
+    "Session",
+    "SessionMixin",
+    "SessionStore",
+    "ShardedRedisStore",
+    "ShardedStore",
+    "StoreError",
+]

@@ -1,0 +1,207 @@
+"""The native module of ringsession: the Rust core's hash ring and in-memory session map.
+
+Import the public names from :mod:`ringsession`; this stub documents the native classes.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, final
+
+__all__ = ["HashRing", "MemorySessionMap"]
+
+#: The layout names, for annotations (a layout argument accepts any str and checks it at run time).
+_Layout = Literal["ketama", "hash_ring", "md5_128", "uhashring"]
+#: A key: a str (hashed as UTF-8) or bytes (hashed as they are).
+_Key = str | bytes
+#: One node: a name (weight 1), a ``{"host": name, "weight": w}`` dict or a ``(name, weight)`` pair.
+_Node = str | Mapping[str, Any] | tuple[str, int]
+#: The nodes of a ring: a list of :data:`_Node` or a dict ``{name: weight}``.
+_Nodes = Iterable[_Node] | Mapping[str, int]
+
+@final
+class HashRing:
+    """A weighted consistent hash ring over named nodes (Redis servers, say).
+
+    The same list of ``(name, weight)`` nodes always gives the same ring; ``add_node`` and
+    ``remove_node`` give exactly the ring that building from the new list gives. Lookups hash
+    the key with md5 and return the owner of its position; an empty ring owns nothing and
+    returns ``None``. Safe to share between threads; big ``get_node_many`` batches run with the
+    GIL released.
+
+    Layouts:
+        ``"ketama"`` (default): libketama as libmemcached, twemproxy and npm ``hashring`` build
+        it (160 points per node at equal weights). ``"hash_ring"``: Python ``hash_ring`` 1.3.1
+        / ``hashring`` 1.5.1. ``"md5_128"``: the 32-vnode ring of the original Tornado session
+        article. ``"uhashring"``: uhashring 2.x's default ring.
+
+    Example:
+        >>> ring = HashRing([{"host": "10.0.0.1:6379", "weight": 1}, {"host": "10.0.0.2:6379"}])
+        >>> ring.get_node("4f6c2a9e") in ring
+        True
+    """
+
+    def __new__(cls, nodes: _Nodes | None = None, *, layout: str = "ketama") -> HashRing:
+        """Builds a ring.
+
+        Args:
+            nodes: A list of names (weight 1 each), a list of ``{"host": name, "weight": w}``
+                dicts (``weight`` optional, default 1; other keys such as ``port`` are ignored),
+                a list of ``(name, weight)`` pairs, or a dict ``{name: weight}``. List order
+                matters only where two nodes' points collide. ``None``: an empty ring.
+            layout: ``"ketama"``, ``"hash_ring"``, ``"md5_128"`` or ``"uhashring"``.
+
+        Raises:
+            TypeError: A name that is not a str, a weight that is not an int (a bool included),
+                a node in none of the forms, or a layout that is not a str.
+            ValueError: An empty name, a weight outside 1 to 2**32 - 1, a duplicate name, an
+                unknown layout, or a ring with too many points (over 8 Mi).
+
+        Warns:
+            UserWarning: A node whose weight is too small next to the others' to get any point
+                (it owns no keys; ``points(name)`` is 0).
+        """
+
+    def get_node(self, key: _Key) -> str | None:
+        """The node that owns ``key``.
+
+        Args:
+            key: A str (hashed as UTF-8) or bytes.
+
+        Returns:
+            The owner's name, or ``None`` if the ring has no points.
+
+        Raises:
+            TypeError: ``key`` is neither str nor bytes.
+            UnicodeEncodeError: ``key`` holds a lone surrogate.
+        """
+
+    def get_nodes(self, key: _Key, n: int) -> list[str]:
+        """Up to ``n`` distinct nodes for ``key``: its owner, then the failover order.
+
+        Walks clockwise from the key's position; fewer than ``n`` names if the ring has fewer
+        nodes with points.
+
+        Args:
+            key: A str (hashed as UTF-8) or bytes.
+            n: How many nodes at most, >= 0.
+
+        Returns:
+            Distinct node names, the owner first.
+
+        Raises:
+            TypeError: ``key`` is neither str nor bytes, or ``n`` is not an int.
+            ValueError: ``n`` is negative.
+        """
+
+    def get_node_many(self, keys: Iterable[_Key]) -> list[str | None]:
+        """The owners of many keys in one call, much faster per key than ``get_node``.
+
+        Args:
+            keys: A list (or any iterable) of str or bytes keys.
+
+        Returns:
+            One owner (or ``None`` for an empty ring) per key, in order; equal, key for key, to
+            ``[ring.get_node(k) for k in keys]``.
+
+        Raises:
+            TypeError: ``keys`` is a single str or bytes, or one of the keys is neither.
+        """
+
+    def add_node(self, name: str | Mapping[str, Any], weight: int = 1) -> None:
+        """Adds a node at the end of the node list.
+
+        Args:
+            name: The node's name, or a ``{"host": name, "weight": w}`` dict.
+            weight: The node's weight, an int from 1 to 2**32 - 1. Not allowed with a dict.
+
+        Raises:
+            TypeError: A name or weight of the wrong type, or a dict and a weight.
+            ValueError: An empty name, a weight out of range, a name already on the ring, or too
+                many points. The ring is unchanged.
+
+        Warns:
+            UserWarning: A node that this change leaves without points.
+        """
+
+    def remove_node(self, name: str | Mapping[str, Any]) -> None:
+        """Removes a node.
+
+        Args:
+            name: The node's name, or a ``{"host": name}`` dict.
+
+        Raises:
+            KeyError: No such node is on the ring; the ring is unchanged.
+            TypeError: ``name`` is not a str.
+
+        Warns:
+            UserWarning: A node that this change leaves without points.
+        """
+
+    def points(self, name: str) -> int:
+        """How many points the node has on the ring (0 if its weight is too small for any).
+
+        Raises:
+            KeyError: No such node is on the ring.
+            TypeError: ``name`` is not a str.
+        """
+
+    @property
+    def nodes(self) -> dict[str, int]:
+        """The nodes and their weights, in insertion order (a new dict on each access)."""
+
+    @property
+    def layout(self) -> _Layout:
+        """The ring's layout: ``"ketama"``, ``"hash_ring"``, ``"md5_128"`` or ``"uhashring"``."""
+
+    @property
+    def total_points(self) -> int:
+        """The number of points on the ring, all nodes together."""
+
+    def __len__(self, /) -> int:
+        """The number of nodes (with points or not)."""
+
+    def __contains__(self, name: object, /) -> bool:
+        """Whether a node of this name is on the ring."""
+
+@final
+class MemorySessionMap:
+    """The core's in-memory session map: opaque values under session ids, with a time to live.
+
+    Time is passed in by the caller as integer milliseconds from its own (monotonic) clock. An
+    entry put at ``now`` with ``ttl`` is gone for every call made at or after ``now + ttl``. Safe
+    to share between threads. This is the storage of ``ringsession.MemoryStore``.
+
+    Args:
+        max_entries: At most this many entries (``None``: no limit). When full, putting a new id
+            first drops expired entries, then evicts the entry closest to expiry.
+    """
+
+    def __new__(cls, max_entries: int | None = None) -> MemorySessionMap: ...
+    def get(self, id: _Key, now: int) -> bytes | None:
+        """The value stored under ``id``, or ``None`` if absent or expired at ``now``."""
+
+    def put(self, id: _Key, value: bytes, ttl: int, now: int) -> None:
+        """Stores ``value`` under ``id`` until ``now + ttl``, replacing any previous value.
+
+        Raises:
+            ValueError: ``ttl`` is 0.
+        """
+
+    def remove(self, id: _Key) -> bool:
+        """Removes ``id``; returns whether it was present (expired or not)."""
+
+    def touch(self, id: _Key, ttl: int, now: int) -> bool:
+        """Extends a live entry to expire at ``now + ttl``; returns whether there was one.
+
+        Raises:
+            ValueError: ``ttl`` is 0.
+        """
+
+    def purge_expired(self, now: int) -> int:
+        """Drops every entry expired at ``now``; returns how many."""
+
+    @property
+    def max_entries(self) -> int | None:
+        """The maximum number of entries, or ``None``."""
+
+    def __len__(self, /) -> int:
+        """The number of entries held, counting expired ones not yet purged."""

@@ -1,0 +1,319 @@
+"""`Session`: the dict-like object behind ``self.session``, and session ids.
+
+A `Session` holds JSON values under string keys and remembers what changed, so that saving it
+writes only the changed and deleted keys. It does no I/O: `SessionMixin` loads it, and saves it
+before the response is sent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Union
+
+from .stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX
+
+__all__ = ["JSON", "Session", "is_session_id", "new_session_id"]
+
+JSON = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
+"""A JSON value: what a session can hold."""
+
+# 32 random bytes in url-safe base64 without padding are 43 characters, and the last one carries
+# only 2 bits (its low 4 bits are zero), so it is one of 16 characters. Anything else was not made
+# by `new_session_id` and is refused before it reaches a store.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+
+
+def new_session_id() -> str:
+    """A new session id: 32 bytes from the OS CSPRNG, url-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def is_session_id(value: object) -> bool:
+    """Whether `value` has the exact form of an id that `new_session_id` makes."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
+
+
+_META_FIELDS = (CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD)
+_MAX_DEPTH = 64
+
+
+def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] = ()) -> None:
+    """Raises TypeError unless `value` is a JSON value (finite numbers, str-keyed dicts, lists)."""
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"session[{key!r}]: {value!r} is not a JSON number")
+        return
+    if isinstance(value, (list, dict)):
+        if depth >= _MAX_DEPTH or id(value) in path:
+            raise TypeError(
+                f"session[{key!r}]: value is cyclic or nested more than {_MAX_DEPTH} levels deep"
+            )
+        inner = (*path, id(value))
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise TypeError(
+                        f"session[{key!r}]: dict key {k!r} is a {type(k).__name__}, "
+                        "JSON object keys are str"
+                    )
+                _check_json(key, v, depth + 1, inner)
+        else:
+            for v in value:
+                _check_json(key, v, depth + 1, inner)
+        return
+    raise TypeError(
+        f"session[{key!r}]: a {type(value).__name__} is not a JSON value "
+        "(str, int, float, bool, None, list, dict with str keys)"
+    )
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"session keys are str, not {type(key).__name__}")
+    if key.startswith(RESERVED_PREFIX):
+        raise KeyError(f"session keys starting with {RESERVED_PREFIX!r} are reserved: {key!r}")
+    return key
+
+
+class _Commit:
+    """What persisting a session takes: store calls, then the cookie to send."""
+
+    __slots__ = ("changed", "clear_cookie", "delete_ids", "deleted", "new_id", "save_id", "ttl_ms")
+
+    def __init__(self, delete_ids: list[str]) -> None:
+        self.save_id: str | None = None
+        self.changed: dict[str, Any] = {}
+        self.deleted: set[str] = set()
+        self.ttl_ms = 0
+        self.delete_ids = delete_ids
+        self.new_id: str | None = None
+        self.clear_cookie = False
+
+
+class Session(MutableMapping[str, JSON]):
+    """The session of one request: a mutable mapping of str keys to JSON values.
+
+    Values are checked when assigned: anything but str, int, float (finite), bool, None, list and
+    dict with str keys raises `TypeError`. Changes inside a stored value are not seen: reassign
+    the key, or call `mark_modified`. Keys starting with ``"_rs:"`` are reserved.
+
+    A session is created empty and gets its id when it is first saved; a session that is never
+    written is never stored.
+
+    Example:
+        In a handler with `SessionMixin`::
+
+            self.session["cart"] = ["apple"]
+            self.session["cart"].append("pear")      # not seen by itself...
+            self.session.mark_modified("cart")       # ...until marked
+            visits = self.session.get("visits", 0)
+    """
+
+    __slots__ = (
+        "_changed",
+        "_data",
+        "_deleted",
+        "_doomed",
+        "_id",
+        "_meta",
+        "_must_write",
+        "_want_clear_cookie",
+    )
+
+    def __init__(self, data: dict[str, JSON] | None = None) -> None:
+        """A new, unsaved session holding `data` (checked like assignments).
+
+        Args:
+            data: Initial keys and values, written at the first save.
+
+        Raises:
+            TypeError: A key is not a str, or a value is not JSON.
+        """
+        self._data: dict[str, JSON] = {}
+        self._meta: dict[str, Any] = {}
+        self._id: str | None = None
+        self._changed: set[str] = set()
+        self._deleted: set[str] = set()
+        self._doomed: list[str] = []
+        self._must_write = False
+        self._want_clear_cookie = False
+        if data:
+            for key, value in data.items():
+                self[key] = value
+
+    @classmethod
+    def _from_record(cls, sid: str, record: dict[str, Any]) -> Session:
+        """The session stored under `sid`, from its record as a store returned it (now owned)."""
+        session = cls()
+        session._id = sid
+        data = session._data = record
+        # The reserved fields are few and known: pop them rather than test every key.
+        meta = session._meta
+        for key in _META_FIELDS:
+            if key in data:
+                meta[key] = data.pop(key)
+        for key in [k for k in data if k.startswith(RESERVED_PREFIX)]:
+            meta[key] = data.pop(key)
+        return session
+
+    # ---- mapping ------------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> JSON:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: JSON) -> None:
+        _check_json(_check_key(key), value)
+        self._data[key] = value
+        self._changed.add(key)
+        self._deleted.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._changed.discard(key)
+        if self._id is not None:
+            self._deleted.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __repr__(self) -> str:
+        state = "stored" if self._id is not None else "new"
+        return f"<Session ({state}) with {len(self._data)} keys>"
+
+    def clear(self) -> None:
+        """Removes every key (the session itself stays; `destroy` ends it)."""
+        for key in list(self._data):
+            del self[key]
+
+    # ---- session --------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str | None:
+        """The session id, or None while the session has never been saved.
+
+        It is a secret bearer token: never log it or put it in a page.
+        """
+        return self._id
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the session has no stored record (yet)."""
+        return self._id is None
+
+    @property
+    def modified(self) -> bool:
+        """Whether saving the session would change anything in the store."""
+        return bool(self._changed or self._deleted or self._doomed or self._must_write)
+
+    @property
+    def created(self) -> float | None:
+        """Creation time in seconds since the Unix epoch, or None while unsaved."""
+        created = self._meta.get(CREATED_FIELD)
+        return created / 1000 if isinstance(created, (int, float)) else None
+
+    def mark_modified(self, key: str) -> None:
+        """Marks `key` as changed, after a change inside its value (which is checked again).
+
+        Args:
+            key: A key of the session.
+
+        Raises:
+            KeyError: `key` is not in the session.
+            TypeError: The value of `key` is no longer JSON.
+        """
+        _check_json(key, self._data[key])
+        self._changed.add(key)
+
+    def regenerate(self) -> None:
+        """Moves the data to a new session id, and deletes the old record when saved.
+
+        Call it when the user's privileges change (at login), so that an id set by someone else
+        before login is worth nothing after it. The absolute timeout starts again.
+        """
+        if self._id is not None:
+            self._doomed.append(self._id)
+            self._id = None
+            self._meta = {}
+            self._must_write = True
+        self._deleted.clear()
+
+    def destroy(self) -> None:
+        """Ends the session: empties it, deletes its record and clears the cookie when saved.
+
+        Keys set after `destroy` start a new session with a new id.
+        """
+        if self._id is not None:
+            self._doomed.append(self._id)
+            self._id = None
+            self._meta = {}
+        self._data.clear()
+        self._changed.clear()
+        self._deleted.clear()
+        self._must_write = False
+        self._want_clear_cookie = True
+
+    # ---- persistence (used by SessionMixin) -----------------------------------------------------
+
+    def _plan(self, now_ms: int, idle_ms: int, absolute_ms: int | None) -> _Commit:
+        """The store calls and cookie change that persisting the session takes now.
+
+        Args:
+            now_ms: The current time, milliseconds since the Unix epoch.
+            idle_ms: The idle timeout of a session created now.
+            absolute_ms: The absolute timeout of a session created now, or None.
+        """
+        commit = _Commit(delete_ids=list(self._doomed))
+        if self._id is None:
+            if self._data or self._must_write:
+                meta: dict[str, Any] = {CREATED_FIELD: now_ms, IDLE_FIELD: idle_ms}
+                ttl_ms = idle_ms
+                if absolute_ms is not None:
+                    meta[DEADLINE_FIELD] = now_ms + absolute_ms
+                    ttl_ms = min(ttl_ms, absolute_ms)
+                commit.save_id = commit.new_id = new_session_id()
+                commit.changed = {**self._data, **meta}
+                commit.ttl_ms = ttl_ms
+            elif self._want_clear_cookie:
+                commit.clear_cookie = True
+        elif self._changed or self._deleted:
+            idle = self._meta.get(IDLE_FIELD)
+            ttl_ms = idle if isinstance(idle, int) and idle > 0 else idle_ms
+            deadline = self._meta.get(DEADLINE_FIELD)
+            if isinstance(deadline, int):
+                ttl_ms = min(ttl_ms, deadline - now_ms)
+            if ttl_ms > 0:
+                commit.save_id = self._id
+                commit.changed = {key: self._data[key] for key in self._changed}
+                commit.deleted = set(self._deleted)
+                commit.ttl_ms = ttl_ms
+            else:
+                # Past its deadline while the request ran: the session is over.
+                commit.delete_ids.append(self._id)
+                commit.clear_cookie = True
+        return commit
+
+    def _committed(self, commit: _Commit) -> None:
+        """Records that `commit` (from `_plan`) was carried out."""
+        if commit.new_id is not None:
+            self._id = commit.new_id
+            self._meta = {k: v for k, v in commit.changed.items() if k.startswith(RESERVED_PREFIX)}
+        elif commit.clear_cookie and self._id in commit.delete_ids:
+            self._id = None
+            self._meta = {}
+            self._data.clear()
+        self._changed.clear()
+        self._deleted.clear()
+        self._doomed.clear()
+        self._must_write = False
+        self._want_clear_cookie = False

@@ -1,0 +1,174 @@
+"""The store contract: the `SessionStore` protocol, its error and the reserved record fields.
+
+A store keeps one *record* per session id: a flat mapping of field names to JSON values. The
+fields are the session's own keys plus a few reserved metadata fields, whose names start with
+`RESERVED_PREFIX` and which `Session` writes once, when the record is created:
+
+- `CREATED_FIELD`: creation time, integer milliseconds since the Unix epoch.
+- `IDLE_FIELD`: the idle timeout, integer milliseconds. A store refreshes the record's time to live
+  to this value on every load (the sliding idle timer).
+- `DEADLINE_FIELD` (absent when there is no absolute timeout): the end of the absolute timeout,
+  integer milliseconds since the Unix epoch. A store never lets the record live past it and
+  reports a record loaded at or after it as absent.
+
+A record without `CREATED_FIELD` is not a session (it can only be the remains of a save that raced
+with a delete) and a store reports it as absent too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CREATED_FIELD",
+    "DEADLINE_FIELD",
+    "IDLE_FIELD",
+    "RESERVED_PREFIX",
+    "SessionStore",
+    "StoreError",
+    "ttl_for",
+]
+
+RESERVED_PREFIX = "_rs:"
+"""Prefix of the reserved metadata fields; session keys may not start with it."""
+
+CREATED_FIELD = RESERVED_PREFIX + "created"
+"""Reserved field: creation time in integer milliseconds since the Unix epoch."""
+
+IDLE_FIELD = RESERVED_PREFIX + "idle"
+"""Reserved field: the idle timeout in integer milliseconds."""
+
+DEADLINE_FIELD = RESERVED_PREFIX + "deadline"
+"""Reserved field: end of the absolute timeout, integer milliseconds since the Unix epoch."""
+
+
+class StoreError(Exception):
+    """A session store could not be reached or failed to carry out an operation.
+
+    Stores raise it (chaining the client's own exception) for connection failures, time-outs and
+    server errors. `SessionMixin` answers such a request with a 503, or with a fresh session when
+    the `session` setting says `on_store_error="fresh"`.
+    """
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """What `SessionMixin` needs from a session store.
+
+    Implement these four coroutines to keep sessions somewhere else (a database, memcached...).
+    Each method is called at most once per request and must not block the IOLoop: use an asyncio
+    client, or run a blocking client in an executor. Session ids are opaque 43-character
+    url-safe strings; field values are JSON values (encode them as JSON text for storage).
+    Connection problems are raised as `StoreError` (``raise StoreError(...) from exc``).
+
+    Example:
+        A dict-backed store (one process, no expiry, for illustration)::
+
+            class DictStore:
+                def __init__(self) -> None:
+                    self.records: dict[str, dict[str, object]] = {}
+
+                async def load(self, sid):
+                    record = self.records.get(sid)
+                    return dict(record) if record else None
+
+                async def save(self, sid, changed, deleted, ttl):
+                    record = self.records.setdefault(sid, {})
+                    record.update(changed)
+                    for key in deleted:
+                        record.pop(key, None)
+
+                async def delete(self, sid):
+                    self.records.pop(sid, None)
+
+                async def touch(self, sid, ttl):
+                    return sid in self.records
+    """
+
+    async def load(self, sid: str) -> dict[str, Any] | None:
+        """Returns the record of `sid` and restarts its idle timer, in one round trip.
+
+        The new time to live is the record's `IDLE_FIELD`, cut short so that it ends no later
+        than its `DEADLINE_FIELD` (`ttl_for` computes it).
+
+        Args:
+            sid: The session id.
+
+        Returns:
+            Every field of the record, metadata included, or None if there is no live record
+            (never stored, expired, deleted, past its deadline, or without `CREATED_FIELD`).
+
+        Raises:
+            StoreError: The store could not be reached.
+        """
+        ...
+
+    async def save(
+        self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
+    ) -> None:
+        """Merges a change into the record of `sid` (creating it) and sets its time to live.
+
+        Fields of the record that are in neither `changed` nor `deleted` keep their values, so two
+        requests that change different keys of one session both keep their changes. The whole
+        change is applied atomically (one round trip where the backend allows).
+
+        Args:
+            sid: The session id.
+            changed: Fields to set, JSON values.
+            deleted: Fields to remove.
+            ttl: Seconds the record lives from now (> 0).
+
+        Raises:
+            StoreError: The store could not be reached.
+        """
+        ...
+
+    async def delete(self, sid: str) -> None:
+        """Deletes the record of `sid`, if any.
+
+        Args:
+            sid: The session id.
+
+        Raises:
+            StoreError: The store could not be reached.
+        """
+        ...
+
+    async def touch(self, sid: str, ttl: float) -> bool:
+        """Sets the time to live of a live record.
+
+        Args:
+            sid: The session id.
+            ttl: Seconds the record lives from now (> 0).
+
+        Returns:
+            Whether there was a live record.
+
+        Raises:
+            StoreError: The store could not be reached.
+        """
+        ...
+
+
+def ttl_for(record: Mapping[str, Any], now_ms: int) -> int | None:
+    """The time to live that a load gives `record`, in milliseconds, or None if it is dead.
+
+    Args:
+        record: A record as stored, metadata fields included.
+        now_ms: The current time, milliseconds since the Unix epoch.
+
+    Returns:
+        `IDLE_FIELD` cut short to end at `DEADLINE_FIELD`; None if the record has no
+        `CREATED_FIELD` or `IDLE_FIELD`, or its deadline has passed.
+    """
+    idle = record.get(IDLE_FIELD)
+    if CREATED_FIELD not in record or not isinstance(idle, int) or idle <= 0:
+        return None
+    deadline = record.get(DEADLINE_FIELD)
+    if isinstance(deadline, int):
+        left = deadline - now_ms
+        if left <= 0:
+            return None
+        return min(idle, left)
+    return idle

@@ -1,0 +1,186 @@
+"""`RedisStore`: one Redis hash per session, on redis-py's asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, StoreError
+
+__all__ = ["RedisStore"]
+
+# One round trip per load: read the hash and restart its idle timer, atomically, on the server.
+# The server also enforces the absolute timeout (its own clock against the deadline field) and
+# drops a record without a creation time (what a save racing with a delete can leave behind).
+# Redis >= 5 (scripts replicate their effects, so TIME before a write is allowed).
+_LOAD_SCRIPT = """
+local record = redis.call('HGETALL', KEYS[1])
+if #record == 0 then return record end
+local created, idle, deadline
+for i = 1, #record, 2 do
+  local field = record[i]
+  if field == ARGV[1] then created = true
+  elseif field == ARGV[2] then idle = tonumber(record[i + 1])
+  elseif field == ARGV[3] then deadline = tonumber(record[i + 1]) end
+end
+if not created or not idle or idle <= 0 then
+  redis.call('DEL', KEYS[1])
+  return {}
+end
+local ttl = idle
+if deadline then
+  local t = redis.call('TIME')
+  local left = deadline - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  if left <= 0 then
+    redis.call('DEL', KEYS[1])
+    return {}
+  end
+  if left < ttl then ttl = left end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return record
+"""
+
+# A session store waits little for a server that does not answer: the request gets its 503 (or its
+# fresh session) within about two socket time-outs, and one quick retry mends a pooled connection
+# that the server closed (after a restart, say).
+_CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+
+
+def _default_retry() -> Retry:
+    return Retry(NoBackoff(), 1)
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+# What a failing connection raises through redis-py: its own errors, and OS-level ones.
+_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def _ttl_ms(ttl: float) -> int:
+    if not ttl > 0:
+        raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
+    return max(1, round(ttl * 1000))
+
+
+class RedisStore:
+    """Sessions in Redis: one hash per session at ``{prefix}{sid}``.
+
+    Each field holds one session key's value as JSON text, next to the reserved metadata fields
+    (see `ringsession.stores.base`). A load is one round trip (a script that reads the hash,
+    checks the absolute timeout and restarts the idle timer); a save is one MULTI/EXEC (HSET of
+    the changed fields, HDEL of the deleted ones, PEXPIRE). The client's connection pool is
+    shared by every request. Redis >= 5.
+
+    Example:
+        ::
+
+            store = RedisStore("redis://127.0.0.1:6379/0", socket_timeout=0.5)
+            app = tornado.web.Application(handlers, cookie_secret=SECRET, session={"store": store})
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        prefix: str = "session:",
+        **client_options: Any,
+    ) -> None:
+        """A store on one Redis server.
+
+        Args:
+            url_or_client: A ``redis://`` (or ``rediss://``, ``unix://``) URL, or a
+                `redis.asyncio.Redis` client to use as it is.
+            prefix: Prefix of the keys of session records.
+            **client_options: With a URL, options of `redis.asyncio.Redis.from_url`. This store
+                sets ``socket_timeout=1.0`` and ``socket_connect_timeout=1.0`` (seconds: how long
+                a request waits for a server that does not answer before it gets its 503) and
+                ``retry`` (one immediate retry) unless given here.
+
+        Raises:
+            TypeError: `client_options` given with a client.
+        """
+        if isinstance(url_or_client, str):
+            options = {**_CLIENT_DEFAULTS, **client_options}
+            options.setdefault("retry", _default_retry())
+            self._client: aioredis.Redis = aioredis.Redis.from_url(url_or_client, **options)
+        else:
+            if client_options:
+                raise TypeError("client options go with a URL, not with a client")
+            self._client = url_or_client
+        self._prefix = prefix
+        self._load = self._client.register_script(_LOAD_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self._client!r} prefix={self._prefix!r}>"
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client (and with it, its connection pool)."""
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of the keys of session records."""
+        return self._prefix
+
+    def key(self, sid: str) -> str:
+        """The Redis key of the record of `sid`."""
+        return self._prefix + sid
+
+    async def load(self, sid: str) -> dict[str, Any] | None:
+        """See `SessionStore.load`."""
+        try:
+            flat = await self._load(
+                keys=[self._prefix + sid], args=[CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD]
+            )
+        except _FAILURES as exc:
+            raise StoreError(f"redis load failed: {exc}") from exc
+        if not flat:
+            return None
+        return {
+            (f.decode() if isinstance(f, bytes) else f): json.loads(v)
+            for f, v in zip(flat[::2], flat[1::2])
+        }
+
+    async def save(
+        self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
+    ) -> None:
+        """See `SessionStore.save`."""
+        key = self._prefix + sid
+        ttl_ms = _ttl_ms(ttl)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                if changed:
+                    pipe.hset(key, mapping={f: _encode(v) for f, v in changed.items()})
+                if deleted:
+                    pipe.hdel(key, *deleted)
+                pipe.pexpire(key, ttl_ms)
+                await pipe.execute()
+        except _FAILURES as exc:
+            raise StoreError(f"redis save failed: {exc}") from exc
+
+    async def delete(self, sid: str) -> None:
+        """See `SessionStore.delete`."""
+        try:
+            await self._client.delete(self._prefix + sid)
+        except _FAILURES as exc:
+            raise StoreError(f"redis delete failed: {exc}") from exc
+
+    async def touch(self, sid: str, ttl: float) -> bool:
+        """See `SessionStore.touch`."""
+        try:
+            return bool(await self._client.pexpire(self._prefix + sid, _ttl_ms(ttl)))
+        except _FAILURES as exc:
+            raise StoreError(f"redis touch failed: {exc}") from exc
+
+    async def close(self) -> None:
+        """Closes the client's connections (of a client made from a URL, or the one given)."""
+        close = getattr(self._client, "aclose", None) or self._client.close
+        await close()

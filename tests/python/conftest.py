@@ -1,0 +1,257 @@
+"""Test harness: real ``redis-server`` processes, and a cookie-keeping HTTP client for Tornado apps.
+
+The session-scoped `redis_servers` fixture starts three ``redis-server`` processes on free loopback
+ports (never 6379), without persistence, and kills them when the run ends. Each test that takes
+`redis_nodes` gets them empty, with their command statistics reset. There is no mock: a test that
+needs Redis talks to a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookies
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+import tornado.httpclient
+import tornado.httpserver
+import tornado.testing
+import tornado.web
+
+REDIS_COUNT = 3
+COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"
+
+
+def _free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != 6379:
+            return port
+
+
+@dataclass
+class RedisServer:
+    """One ``redis-server`` process on 127.0.0.1."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    _client: redis.Redis | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def name(self) -> str:
+        """The ring node name, ``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def client(self) -> redis.Redis:
+        """A synchronous client, for the tests' own checks."""
+        if self._client is None:
+            self._client = redis.Redis(port=self.port, socket_timeout=5)
+        return self._client
+
+    def commands(self) -> dict[str, int]:
+        """Calls per command since the last reset, without the INFO and CONFIG that ask."""
+        stats = self.client.info("commandstats")
+        calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        return {k: v for k, v in calls.items() if k not in ("info", "config|resetstat", "config")}
+
+    def reset(self) -> None:
+        """Empties the server and resets its command statistics."""
+        self.client.flushall()
+        self.client.config_resetstat()
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Freezes the server with SIGSTOP (it keeps its sockets but answers nothing)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+
+def _start_redis(exe: str, workdir: str) -> RedisServer:
+    for _ in range(20):
+        port = _free_port()
+        process = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = RedisServer(port, process)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if redis.Redis(port=port, socket_timeout=1).ping():
+                    return server
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        process.kill()
+        process.wait()
+    raise RuntimeError("could not start redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis_servers() -> Iterator[list[RedisServer]]:
+    """Three real redis-server processes for the whole test run."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail(
+            "redis-server is not installed: the session tests need real Redis servers "
+            "(apt-get install redis-server)",
+            pytrace=False,
+        )
+    servers: list[RedisServer] = []
+    with tempfile.TemporaryDirectory(prefix="ringsession-redis-") as workdir:
+        try:
+            for _ in range(REDIS_COUNT):
+                servers.append(_start_redis(exe, workdir))
+            yield servers
+        finally:
+            for server in servers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(server.process.pid, signal.SIGCONT)
+                server.process.kill()
+                server.process.wait()
+
+
+@pytest.fixture
+def redis_nodes(redis_servers: list[RedisServer]) -> list[RedisServer]:
+    """The three servers, emptied and with fresh command statistics."""
+    for server in redis_servers:
+        server.reset()
+    return redis_servers
+
+
+@pytest.fixture
+def redis_node(redis_nodes: list[RedisServer]) -> RedisServer:
+    """The first server, emptied."""
+    return redis_nodes[0]
+
+
+class Client:
+    """An HTTP client for one test server that keeps cookies, like a browser."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        self.http = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+
+    async def fetch(
+        self,
+        path: str,
+        method: str = "GET",
+        body: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        cookies: bool = True,
+        **kwargs: Any,
+    ) -> tornado.httpclient.HTTPResponse:
+        """Sends a request (never following redirects) and stores the cookies it sets."""
+        all_headers = dict(headers or {})
+        if cookies and self.cookies:
+            all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is None and method == "POST":
+            body = b""
+        response = await self.http.fetch(
+            self.base_url + path,
+            method=method,
+            body=body,
+            headers=all_headers,
+            follow_redirects=False,
+            raise_error=False,
+            **kwargs,
+        )
+        for header in response.headers.get_list("Set-Cookie"):
+            jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["expires"] and not morsel.value:
+                    self.cookies.pop(name, None)
+                    self.values.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.coded_value
+                    self.values[name] = morsel.value
+        return response
+
+    def session_id(self, name: str = "session_id") -> str | None:
+        """The session id in this client's signed session cookie, if any."""
+        value = self.values.get(name)
+        if value is None:
+            return None
+        decoded = tornado.web.decode_signed_value(COOKIE_SECRET, name, value)
+        return decoded.decode() if decoded is not None else None
+
+    def close(self) -> None:
+        """Closes the client."""
+        self.http.close()
+
+
+@dataclass
+class Served:
+    """An application served on a free loopback port."""
+
+    app: tornado.web.Application
+    url: str
+    server: tornado.httpserver.HTTPServer
+    clients: list[Client] = field(default_factory=list)
+
+    def client(self) -> Client:
+        """A new client (a new browser, with no cookies)."""
+        client = Client(self.url)
+        self.clients.append(client)
+        return client
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: tornado.web.Application, **server_options: Any) -> AsyncIterator[Served]:
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(app, **server_options)
+    server.add_sockets([sock])
+    served = Served(app, f"http://127.0.0.1:{port}", server)
+    try:
+        yield served
+    finally:
+        for client in served.clients:
+            client.close()
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest.fixture
+def serve() -> Callable[..., contextlib.AbstractAsyncContextManager[Served]]:
+    """``async with serve(app, **HTTPServer_options) as served:`` runs `app` on a free port."""
+    return _serve
