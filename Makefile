@@ -21,6 +21,8 @@ all: lint test
 .PHONY: install ## create the Python venv and install the Python and Rust tools the targets use
 install: $(VENV)/.installed
 	@rustup target list --installed | grep -qx $(NOSTD_TARGET) || rustup target add $(NOSTD_TARGET)
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q redis-server; } || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
 
 $(VENV)/.installed: python/requirements-dev.txt
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python >= 3.9 (apt-get install python3 python3-venv)"; exit 1; }
@@ -88,10 +90,11 @@ test-python: build-python
 test-js: build-wasm
 	bash tests/js/run.sh
 
-.PHONY: lint ## rustfmt --check and clippy -D warnings
-lint:
+.PHONY: lint ## rustfmt --check, clippy -D warnings, ruff
+lint: install
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(PY) -m ruff check .
 
 .PHONY: format ## format the Rust code
 format:

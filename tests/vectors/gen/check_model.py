@@ -27,15 +27,15 @@ def digests(layout, weights):
     n, total = len(weights), sum(weights)
     out = []
     for w in weights:
-        if layout == "ketama":    # libmemcached, IEEE single precision
+        if layout == "ketama":  # libmemcached, IEEE single precision
             pct = f32(f32(float(w)) / f32(float(total)))
             y = f32(f32(f32(pct * 160.0) / 4.0) * f32(float(n)))
-            out.append(int(math.floor(f32(y + 1e-10))))
+            out.append(math.floor(f32(y + 1e-10)))
         elif layout == "hash_ring":
             out.append(40 * n * w // total)
         elif layout == "md5_128":
             out.append(32 * n * w // total)
-        else:                     # uhashring
+        else:  # uhashring
             out.append(160 * w)
     return out
 
@@ -43,7 +43,7 @@ def digests(layout, weights):
 def position(layout, data: bytes, word=0):
     d = hashlib.md5(data).digest()
     if layout in ("ketama", "hash_ring"):
-        return int.from_bytes(d[4 * word:4 * word + 4], "little")
+        return int.from_bytes(d[4 * word : 4 * word + 4], "little")
     return int.from_bytes(d, "big")
 
 
@@ -51,20 +51,20 @@ class Ring:
     def __init__(self, layout, nodes):
         self.layout = layout
         words = {"ketama": 4, "hash_ring": 3}.get(layout, 1)
-        owner = {}                # position -> node index
-        raw = []                  # every generated position (duplicates kept)
+        owner = {}  # position -> node index
+        raw = []  # every generated position (duplicates kept)
         self.points = {}
         for idx, ((name, _), d) in enumerate(zip(nodes, digests(layout, [w for _, w in nodes]))):
             self.points[name] = d * words
             for i in range(d):
-                data = f"{name}-{i}".encode("utf-8")
+                data = f"{name}-{i}".encode()
                 for wd in range(words):
                     p = position(layout, data, wd)
                     raw.append(p)
                     if layout == "ketama":
-                        owner.setdefault(p, idx)      # tie: first-inserted node
+                        owner.setdefault(p, idx)  # tie: first-inserted node
                     else:
-                        owner[p] = idx                # tie: last-inserted node
+                        owner[p] = idx  # tie: last-inserted node
         self.names = [n for n, _ in nodes]
         self.vals = sorted(raw)
         self.owner = owner
@@ -72,9 +72,9 @@ class Ring:
     def start(self, key):
         h = position(self.layout, key.encode("utf-8"))
         if self.layout == "ketama":
-            j = bisect.bisect_left(self.vals, h)      # first point >= h
+            j = bisect.bisect_left(self.vals, h)  # first point >= h
         else:
-            j = bisect.bisect_right(self.vals, h)     # first point > h
+            j = bisect.bisect_right(self.vals, h)  # first point > h
         return j % len(self.vals)
 
     def get(self, key):
@@ -108,7 +108,7 @@ def main():
                 if st["op"] == "remove":
                     nodes = [(n, w) for n, w in nodes if n != st["node"]]
                 elif st["op"] == "add":
-                    nodes = nodes + [(st["node"], st["weight"])]
+                    nodes = [*nodes, (st["node"], st["weight"])]
                 ring = Ring(layout, nodes)
                 rings.append(ring)
                 if ring.points != st["points"]:
@@ -118,8 +118,11 @@ def main():
                     checked += 1
                     if ring.get(k) != want:
                         bad += 1
-                        print(f"{layout}/{case['name']}/{st['op']}: {k!r} -> {ring.get(k)!r}, "
-                              f"vector says {want!r}", file=sys.stderr)
+                        print(
+                            f"{layout}/{case['name']}/{st['op']}: {k!r} -> {ring.get(k)!r}, "
+                            f"vector says {want!r}",
+                            file=sys.stderr,
+                        )
             for q in case["get_nodes"]:
                 checked += 1
                 got = rings[q["state"]].get_n(q["key"], q["n"])

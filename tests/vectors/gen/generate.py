@@ -60,18 +60,32 @@ def log(*a):
 # bootstrap: venv + pip + npm, then re-exec inside the venv
 # --------------------------------------------------------------------------------------------
 
+
 def bootstrap(venv: Path):
     py = venv / "bin" / "python"
     if not py.exists():
         log(f"creating virtualenv {venv}")
         subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-    probe = ("import importlib.metadata as m, sys; "
-             "want = dict(p.split('==') for p in sys.argv[1:]); "
-             "sys.exit(0 if all(m.version(k) == v for k, v in want.items()) else 1)")
+    probe = (
+        "import importlib.metadata as m, sys; "
+        "want = dict(p.split('==') for p in sys.argv[1:]); "
+        "sys.exit(0 if all(m.version(k) == v for k, v in want.items()) else 1)"
+    )
     if subprocess.call([str(py), "-c", probe, *PIP_PINS], stderr=subprocess.DEVNULL) != 0:
         log("pip install " + " ".join(PIP_PINS))
-        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               "--only-binary", "pylibmc", *PIP_PINS])
+        subprocess.check_call(
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--only-binary",
+                "pylibmc",
+                *PIP_PINS,
+            ]
+        )
     env = dict(os.environ, **{INNER_ENV: "1"})
     os.execve(str(py), [str(py), str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
@@ -81,12 +95,21 @@ def ensure_npm():
     if pkg.exists() and json.loads(pkg.read_text())["version"] == NPM_VERSION:
         return
     NODE_PREFIX.mkdir(exist_ok=True)
-    (NODE_PREFIX / "package.json").write_text(json.dumps(
-        {"name": "ringsession-vector-peers", "private": True,
-         "dependencies": {NPM_NAME: NPM_VERSION}}, indent=2) + "\n")
+    (NODE_PREFIX / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "ringsession-vector-peers",
+                "private": True,
+                "dependencies": {NPM_NAME: NPM_VERSION},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     log(f"npm install {NPM_NAME}@{NPM_VERSION} into {NODE_PREFIX}")
-    subprocess.check_call(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
-                          cwd=NODE_PREFIX)
+    subprocess.check_call(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_PREFIX
+    )
 
 
 def npm_versions():
@@ -100,12 +123,13 @@ def npm_versions():
 # model (md5 arithmetic per DESIGN section 6): for choosing keys and for reporting only
 # --------------------------------------------------------------------------------------------
 
+
 def md5(s: str) -> bytes:
     return hashlib.md5(s.encode("utf-8")).digest()
 
 
 def le32(d: bytes, off: int = 0) -> int:
-    return int.from_bytes(d[off:off + 4], "little")
+    return int.from_bytes(d[off : off + 4], "little")
 
 
 def u128(d: bytes) -> int:
@@ -123,11 +147,11 @@ def digests_model(layout, weights):
         if layout == "ketama":
             pct = f32(f32(float(w)) / f32(float(total)))
             y = f32(f32(f32(pct * 160.0) / 4.0) * f32(float(n)))
-            out.append(int(math.floor(f32(y + 1e-10))))
+            out.append(math.floor(f32(y + 1e-10)))
         elif layout == "ketama_exact":
             out.append(40 * n * w // total)
-        elif layout == "ketama_npm":            # npm hashring: Math.floor(w / W * 40 * N), doubles
-            out.append(int(math.floor(w / total * 40 * n)))
+        elif layout == "ketama_npm":  # npm hashring: Math.floor(w / W * 40 * N), doubles
+            out.append(math.floor(w / total * 40 * n))
         elif layout == "hash_ring":
             out.append(40 * n * w // total)
         elif layout == "md5_128":
@@ -179,7 +203,11 @@ def find_tie_pairs(count=2):
         for i in range(40):
             v = le32(md5(f"{name}-{i}"))
             other = seen.get(v)
-            if other and other[0] != name and all(other[0] not in p and name not in p for p in found):
+            if (
+                other
+                and other[0] != name
+                and all(other[0] not in p and name not in p for p in found)
+            ):
                 found.append((other[0], name))
             seen.setdefault(v, (name, i))
         j += 1
@@ -210,36 +238,73 @@ def tie_rule(pts, names, keys, owners, at_or_after):
 # cases
 # --------------------------------------------------------------------------------------------
 
+
 def make_cases():
     tie_pairs = find_tie_pairs(2)
     (a1, b1), (a2, b2) = tie_pairs
     cases = [
-        dict(name="equal-3", nodes=[("alpha", 1), ("beta", 1), ("gamma", 1)],
-             ops=[("remove", "beta"), ("add", "delta", 1)]),
-        dict(name="equal-7", nodes=[(f"cache-{c}", 1) for c in "abcdefg"],
-             ops=[("remove", "cache-c"), ("add", "cache-h", 1)]),
-        dict(name="equal-20", nodes=[(f"127.0.0.1:{7001 + i}", 1) for i in range(20)],
-             ops=[("remove", "127.0.0.1:7013"), ("add", "127.0.0.1:7021", 1)]),
-        dict(name="equal-25", nodes=[(f"redis-{i:02d}", 1) for i in range(1, 26)],
-             ops=[("remove", "redis-10"), ("add", "redis-26", 1)]),
-        dict(name="equal-1000", nodes=[(f"shard-{i:04d}", 1) for i in range(1000)],
-             ops=[("remove", "shard-0500"), ("add", "shard-1000", 1)]),
-        dict(name="mixed-8",
-             nodes=list(zip([f"mx-{c}" for c in "abcdefgh"], [3, 1, 4, 1, 5, 2, 5, 3])),
-             ops=[("remove", "mx-c"), ("add", "mx-i", 2)]),
-        dict(name="weights-11",
-             nodes=list(zip([f"w{i:02d}" for i in range(11)], [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9])),
-             ops=[("remove", "w05"), ("add", "w11", 3)]),
-        dict(name="single-then-empty", nodes=[("solo:6379", 1)],
-             ops=[("remove", "solo:6379"), ("add", "next:6380", 2)]),
-        dict(name="unicode-names",
-             nodes=[("nœud-1", 1), ("шард 2", 2), ("节点 3", 1), ("host with space:6379", 3),
-                    ("emoji-🚀", 1), ("10.0.0.7:6379", 2)],
-             ops=[("remove", "шард 2"), ("add", "ノード 7", 2)]),
-        dict(name="tie-32bit", nodes=[(a1, 1), (b1, 1), (a2, 1), (b2, 1)],
-             ops=[("remove", a1), ("add", a1, 1)]),
-        dict(name="zero-points", nodes=[("big", 200), ("tiny", 1), ("mid", 50)],
-             ops=[("remove", "mid"), ("add", "small", 20)]),
+        dict(
+            name="equal-3",
+            nodes=[("alpha", 1), ("beta", 1), ("gamma", 1)],
+            ops=[("remove", "beta"), ("add", "delta", 1)],
+        ),
+        dict(
+            name="equal-7",
+            nodes=[(f"cache-{c}", 1) for c in "abcdefg"],
+            ops=[("remove", "cache-c"), ("add", "cache-h", 1)],
+        ),
+        dict(
+            name="equal-20",
+            nodes=[(f"127.0.0.1:{7001 + i}", 1) for i in range(20)],
+            ops=[("remove", "127.0.0.1:7013"), ("add", "127.0.0.1:7021", 1)],
+        ),
+        dict(
+            name="equal-25",
+            nodes=[(f"redis-{i:02d}", 1) for i in range(1, 26)],
+            ops=[("remove", "redis-10"), ("add", "redis-26", 1)],
+        ),
+        dict(
+            name="equal-1000",
+            nodes=[(f"shard-{i:04d}", 1) for i in range(1000)],
+            ops=[("remove", "shard-0500"), ("add", "shard-1000", 1)],
+        ),
+        dict(
+            name="mixed-8",
+            nodes=list(zip([f"mx-{c}" for c in "abcdefgh"], [3, 1, 4, 1, 5, 2, 5, 3])),
+            ops=[("remove", "mx-c"), ("add", "mx-i", 2)],
+        ),
+        dict(
+            name="weights-11",
+            nodes=list(zip([f"w{i:02d}" for i in range(11)], [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9])),
+            ops=[("remove", "w05"), ("add", "w11", 3)],
+        ),
+        dict(
+            name="single-then-empty",
+            nodes=[("solo:6379", 1)],
+            ops=[("remove", "solo:6379"), ("add", "next:6380", 2)],
+        ),
+        dict(
+            name="unicode-names",
+            nodes=[
+                ("nœud-1", 1),
+                ("шард 2", 2),
+                ("节点 3", 1),
+                ("host with space:6379", 3),
+                ("emoji-🚀", 1),
+                ("10.0.0.7:6379", 2),
+            ],
+            ops=[("remove", "шард 2"), ("add", "ノード 7", 2)],
+        ),
+        dict(
+            name="tie-32bit",
+            nodes=[(a1, 1), (b1, 1), (a2, 1), (b2, 1)],
+            ops=[("remove", a1), ("add", a1, 1)],
+        ),
+        dict(
+            name="zero-points",
+            nodes=[("big", 200), ("tiny", 1), ("mid", 50)],
+            ops=[("remove", "mid"), ("add", "small", 20)],
+        ),
     ]
     for c in cases:
         states = [list(c["nodes"])]
@@ -264,14 +329,42 @@ def make_cases():
 # --------------------------------------------------------------------------------------------
 
 UNICODE_POOLS = [
-    (0x00C0, 0x00FF), (0x0100, 0x017F), (0x0391, 0x03C9), (0x0410, 0x044F), (0x05D0, 0x05EA),
-    (0x0627, 0x064A), (0x3041, 0x3096), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1F64F),
-    (0x0300, 0x036F), (0x20A0, 0x20BF),
+    (0x00C0, 0x00FF),
+    (0x0100, 0x017F),
+    (0x0391, 0x03C9),
+    (0x0410, 0x044F),
+    (0x05D0, 0x05EA),
+    (0x0627, 0x064A),
+    (0x3041, 0x3096),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+    (0x1F300, 0x1F64F),
+    (0x0300, 0x036F),
+    (0x20A0, 0x20BF),
 ]
 ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
-SPECIAL_KEYS = ["", " ", "a", "A", "0", "key", "session", "\u0000", "\t", "key with space",
-                "user:1000", "ключ", "键", "🔑", "ĉu ŝlosilo?", "e\u0301", "\u00e9", "\uffff",
-                "x" * 250, "💡" * 40]
+SPECIAL_KEYS = [
+    "",
+    " ",
+    "a",
+    "A",
+    "0",
+    "key",
+    "session",
+    "\u0000",
+    "\t",
+    "key with space",
+    "user:1000",
+    "ключ",
+    "键",
+    "🔑",
+    "ĉu ŝlosilo?",
+    "e\u0301",
+    "\u00e9",
+    "\uffff",
+    "x" * 250,
+    "💡" * 40,
+]
 
 
 def random_unicode(rng):
@@ -307,7 +400,7 @@ def make_keys(case, models):
         add(k)
     all_nodes = list(dict.fromkeys(n for st in case["states"] for n, _ in st))
     for n in all_nodes[:6]:
-        add(n)                       # a node name used as a key
+        add(n)  # a node name used as a key
     # keys that hash exactly onto a ring point: "{name}-{i}"
     pick = all_nodes if len(all_nodes) <= 30 else rng.sample(all_nodes, 60)
     for n in pick:
@@ -316,7 +409,7 @@ def make_keys(case, models):
                 add(f"{n}-{i}")
     # ties (32-bit layouts) and wrap-around, for every state
     for layout in LAYOUTS:
-        for si, st in enumerate(case["states"]):
+        for si, _st in enumerate(case["states"]):
             pts = models[(layout, si)]
             if not pts:
                 continue
@@ -328,8 +421,15 @@ def make_keys(case, models):
             for t, v in enumerate(sorted(ties_of(pts))[:8]):
                 j = bisect.bisect_left(vals, v)
                 below = vals[j - 1] if j > 0 else -1
-                add(search_key(f"{case['name']}-{layout}-{si}-tie{t}", layout, below, v,
-                               40 * (top // max(1, v - below)) + 1000))
+                add(
+                    search_key(
+                        f"{case['name']}-{layout}-{si}-tie{t}",
+                        layout,
+                        below,
+                        v,
+                        40 * (top // max(1, v - below)) + 1000,
+                    )
+                )
     # random keys
     while len(keys) < N_KEYS:
         r = rng.random()
@@ -368,7 +468,7 @@ def make_get_nodes_queries(case, keys):
 # peer: libmemcached (ketama) through ctypes
 # --------------------------------------------------------------------------------------------
 
-MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED = 16     # libmemcached-1.0/types/behavior.h
+MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED = 16  # libmemcached-1.0/types/behavior.h
 MEMCACHED_BEHAVIOR_HASH = 2
 MEMCACHED_BEHAVIOR_DISTRIBUTION = 9
 MEMCACHED_BEHAVIOR_KETAMA_HASH = 17
@@ -378,13 +478,17 @@ MEMCACHED_DEFAULT_PORT = 11211
 
 
 class LibMemcached:
-    STRUCT_BUF = 1 << 16      # memcached_create() initialises this caller-owned buffer
+    STRUCT_BUF = 1 << 16  # memcached_create() initialises this caller-owned buffer
 
     def __init__(self, path=None):
         if path is None:
-            import _pylibmc   # loads the wheel's bundled libmemcached with its bundled deps
-            libs = glob.glob(os.path.join(os.path.dirname(_pylibmc.__file__), "pylibmc.libs",
-                                          "libmemcached-*.so*"))
+            import _pylibmc  # loads the wheel's bundled libmemcached with its bundled deps
+
+            libs = glob.glob(
+                os.path.join(
+                    os.path.dirname(_pylibmc.__file__), "pylibmc.libs", "libmemcached-*.so*"
+                )
+            )
             if len(libs) != 1:
                 raise SystemExit(f"cannot find the libmemcached bundled with pylibmc: {libs}")
             path = libs[0]
@@ -394,15 +498,19 @@ class LibMemcached:
         lib.memcached_create.restype = ctypes.c_void_p
         lib.memcached_create.argtypes = [ctypes.c_void_p]
         lib.memcached_free.argtypes = [ctypes.c_void_p]
-        lib.memcached_server_add_with_weight.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
-                                                         ctypes.c_uint16, ctypes.c_uint32]
+        lib.memcached_server_add_with_weight.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_uint16,
+            ctypes.c_uint32,
+        ]
         lib.memcached_behavior_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64]
         lib.memcached_behavior_get.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.memcached_behavior_get.restype = ctypes.c_uint64
         lib.memcached_generate_hash.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
         lib.memcached_generate_hash.restype = ctypes.c_uint32
         self.version = lib.memcached_lib_version().decode()
-        self.mem = open("/proc/self/mem", "rb", buffering=0)
+        self.mem = open("/proc/self/mem", "rb", buffering=0)  # noqa: SIM115 (kept for the run)
         self.offset = None
 
     def _read(self, addr, n):
@@ -421,19 +529,28 @@ class LibMemcached:
         if behavior_first:
             weighted()
         for name, w in nodes:
-            rc = self.lib.memcached_server_add_with_weight(m, name.encode("utf-8"),
-                                                           MEMCACHED_DEFAULT_PORT, w)
+            rc = self.lib.memcached_server_add_with_weight(
+                m, name.encode("utf-8"), MEMCACHED_DEFAULT_PORT, w
+            )
             if rc != 0:
                 raise RuntimeError(f"libmemcached refused server {name!r}: rc={rc}")
         if not behavior_first:
-            weighted()          # one continuum build instead of one per added server
-        got = {b: self.lib.memcached_behavior_get(m, b) for b in
-               (MEMCACHED_BEHAVIOR_HASH, MEMCACHED_BEHAVIOR_KETAMA_HASH,
-                MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED)}
-        assert got == {MEMCACHED_BEHAVIOR_HASH: MEMCACHED_HASH_MD5,
-                       MEMCACHED_BEHAVIOR_KETAMA_HASH: MEMCACHED_HASH_MD5,
-                       MEMCACHED_BEHAVIOR_DISTRIBUTION: MEMCACHED_DISTRIBUTION_CONSISTENT_WEIGHTED,
-                       MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED: 1}, got
+            weighted()  # one continuum build instead of one per added server
+        got = {
+            b: self.lib.memcached_behavior_get(m, b)
+            for b in (
+                MEMCACHED_BEHAVIOR_HASH,
+                MEMCACHED_BEHAVIOR_KETAMA_HASH,
+                MEMCACHED_BEHAVIOR_DISTRIBUTION,
+                MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED,
+            )
+        }
+        assert got == {
+            MEMCACHED_BEHAVIOR_HASH: MEMCACHED_HASH_MD5,
+            MEMCACHED_BEHAVIOR_KETAMA_HASH: MEMCACHED_HASH_MD5,
+            MEMCACHED_BEHAVIOR_DISTRIBUTION: MEMCACHED_DISTRIBUTION_CONSISTENT_WEIGHTED,
+            MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED: 1,
+        }, got
         return buf, m
 
     def continuum(self, buf, nodes):
@@ -509,7 +626,7 @@ class LibMemcached:
 def continuum_sha(cont, names):
     h = hashlib.sha256()
     for v, i in cont:
-        h.update(f"{v} {names[i]}\n".encode("utf-8"))
+        h.update(f"{v} {names[i]}\n".encode())
     return h.hexdigest()
 
 
@@ -533,8 +650,10 @@ def walk(cont, names, pos, n, at_or_after):
 # peer: hashring 1.5.1 (hash_ring layout)
 # --------------------------------------------------------------------------------------------
 
+
 def run_hash_ring(states, keys, queries):
-    from hashring import HashRing, __version__ as ver
+    from hashring import HashRing
+    from hashring import __version__ as ver
 
     class Observed(HashRing):
         """The real class; only records which '{node}-{j}' digests _generate_circle asks for."""
@@ -562,7 +681,9 @@ def run_hash_ring(states, keys, queries):
         rings.append(ring)
     answers = []
     for q in queries:
-        got = list(itertools.islice(rings[q["state"]].iterate_nodes(q["key"], distinct=True), q["n"]))
+        got = list(
+            itertools.islice(rings[q["state"]].iterate_nodes(q["key"], distinct=True), q["n"])
+        )
         # on an empty ring iterate_nodes yields one (None, None) tuple: that is "no node"
         answers.append([g for g in got if isinstance(g, str)])
     return ver, out, answers
@@ -572,9 +693,12 @@ def run_hash_ring(states, keys, queries):
 # peer: uhashring 2.5 default ring
 # --------------------------------------------------------------------------------------------
 
+
 def run_uhashring(case, keys, queries):
     import importlib.metadata
+
     from uhashring import HashRing
+
     ver = importlib.metadata.version("uhashring")
     states = case["states"]
     ring = HashRing(nodes={n: {"weight": w} for n, w in states[0]})
@@ -593,8 +717,13 @@ def run_uhashring(case, keys, queries):
         assert [fresh.get_node(k) for k in keys] == owners, "uhashring add/remove != rebuild"
         points = {n: ring.distribution.get(n, 0) for n, _ in nodes}
         out.append({"owners": owners, "points": points, "ring_size": len(ring.runtime._keys)})
-        snaps.append({q_i: [c["nodename"] for c in ring.range(q["key"], size=q["n"], unique=True)]
-                      for q_i, q in enumerate(queries) if q["state"] == si})
+        snaps.append(
+            {
+                q_i: [c["nodename"] for c in ring.range(q["key"], size=q["n"], unique=True)]
+                for q_i, q in enumerate(queries)
+                if q["state"] == si
+            }
+        )
     answers = [snaps[q["state"]][i] for i, q in enumerate(queries)]
     return ver, out, answers
 
@@ -602,6 +731,7 @@ def run_uhashring(case, keys, queries):
 def run_uhashring_ketama(states, keys):
     """uhashring hash_fn='ketama' owners (cross-check against libmemcached only)."""
     from uhashring import HashRing
+
     res = []
     for nodes in states:
         ring = HashRing(nodes={n: {"weight": w} for n, w in nodes}, hash_fn="ketama")
@@ -612,6 +742,7 @@ def run_uhashring_ketama(states, keys):
 # --------------------------------------------------------------------------------------------
 # md5_128: re-implementation of the Tornado session article's HashRing
 # --------------------------------------------------------------------------------------------
+
 
 class ArticleHashRing:
     """The article's class (nodes = [{'host': ..., 'weight': ...}], 32 virtual nodes per node,
@@ -631,7 +762,7 @@ class ArticleHashRing:
             virtual_node_count = (32 * len(nodes) * weight) // self.total_weight
             self.points[node] = virtual_node_count
             for i in range(virtual_node_count):
-                key = self.gen_key_thirty_two("%s-%s" % (node, i))
+                key = self.gen_key_thirty_two("%s-%s" % (node, i))  # noqa: UP031 (as the article)
                 # ARTICLE: raises Exception('该节点已经存在.') when the key is already on the
                 # ring; DESIGN: the last-inserted node wins the point (never happens with u128)
                 if key not in self.ring:
@@ -663,8 +794,12 @@ def run_md5_128(states, keys):
         # ARTICLE: add_node/remove_node are broken in the article (add_node calls .get on a
         # str and counts points as nodes); every state is built from its node list (DESIGN 2)
         ring = ArticleHashRing([{"host": n, "weight": w} for n, w in nodes])
-        out.append({"owners": [ring.get_node(k) for k in keys],
-                    "points": {n: ring.points[n] for n, _ in nodes}})
+        out.append(
+            {
+                "owners": [ring.get_node(k) for k in keys],
+                "points": {n: ring.points[n] for n, _ in nodes},
+            }
+        )
     return out
 
 
@@ -672,18 +807,21 @@ def run_md5_128(states, keys):
 # npm hashring
 # --------------------------------------------------------------------------------------------
 
+
 def run_npm(job):
     with tempfile.TemporaryDirectory() as td:
         jp, op = Path(td, "job.json"), Path(td, "out.json")
         jp.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-        subprocess.check_call(["node", str(HERE / "npm_hashring.js"), str(NODE_PREFIX), str(jp),
-                               str(op)])
+        subprocess.check_call(
+            ["node", str(HERE / "npm_hashring.js"), str(NODE_PREFIX), str(jp), str(op)]
+        )
         return json.loads(op.read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------------------------
 # output
 # --------------------------------------------------------------------------------------------
+
 
 def dumps(x):
     return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
@@ -697,7 +835,7 @@ def write_vectors(layout, peer, cases):
         lines.append(f'"keys":{dumps(c["keys"])},')
         lines.append('"states":[')
         lines.append(",\n".join(dumps(s) for s in c["states"]))
-        lines.append('],')
+        lines.append("],")
         lines.append('"get_nodes":[')
         if c["get_nodes"]:
             lines.append(",\n".join(dumps(g) for g in c["get_nodes"]))
@@ -720,8 +858,11 @@ def state_obj(case, si, points, owners):
         head = {"op": "build"}
     else:
         op = case["ops"][si - 1]
-        head = {"op": "remove", "node": op[1]} if op[0] == "remove" else \
-            {"op": "add", "node": op[1], "weight": op[2]}
+        head = (
+            {"op": "remove", "node": op[1]}
+            if op[0] == "remove"
+            else {"op": "add", "node": op[1], "weight": op[2]}
+        )
     return dict(head, points=points, owners=owners)
 
 
@@ -729,14 +870,23 @@ def state_obj(case, si, points, owners):
 # main
 # --------------------------------------------------------------------------------------------
 
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--venv", default=os.environ.get("RINGSESSION_VECTORS_VENV",
-                                                     str(HERE / ".venv")))
-    ap.add_argument("--debian-libmemcached", default=DEBIAN_LIBMEMCACHED,
-                    help="second libmemcached for an optional cross-check (skipped if absent)")
-    ap.add_argument("--sweep", type=int, default=3000,
-                    help="random weight sets for the digest-count comparison report")
+    ap.add_argument(
+        "--venv", default=os.environ.get("RINGSESSION_VECTORS_VENV", str(HERE / ".venv"))
+    )
+    ap.add_argument(
+        "--debian-libmemcached",
+        default=DEBIAN_LIBMEMCACHED,
+        help="second libmemcached for an optional cross-check (skipped if absent)",
+    )
+    ap.add_argument(
+        "--sweep",
+        type=int,
+        default=3000,
+        help="random weight sets for the digest-count comparison report",
+    )
     args = ap.parse_args()
     if os.environ.get(INNER_ENV) != "1":
         bootstrap(Path(args.venv).resolve())
@@ -752,8 +902,12 @@ def main():
     cases, tie_pairs = make_cases()
     lm = LibMemcached()
     import pylibmc
-    say(f"peers: libmemcached {lm.version} ({Path(lm.path).name}, pylibmc {pylibmc.__version__} "
-        f"wheel); npm {npm_versions()}; node {subprocess.check_output(['node', '--version']).decode().strip()}")
+
+    say(
+        f"peers: libmemcached {lm.version} ({Path(lm.path).name}, pylibmc {pylibmc.__version__} "
+        f"wheel); npm {npm_versions()}; "
+        f"node {subprocess.check_output(['node', '--version']).decode().strip()}"
+    )
     deb = None
     if os.path.exists(args.debian_libmemcached):
         deb = LibMemcached(args.debian_libmemcached)
@@ -762,17 +916,27 @@ def main():
         say(f"cross-check: {args.debian_libmemcached} absent, skipped")
     say(f"tie pairs (32-bit word 0 of two names' digests equal): {tie_pairs}")
 
-    results = {l: [] for l in LAYOUTS}
+    results = {layout: [] for layout in LAYOUTS}
     npm_job = {"cases": [], "sweep": []}
     work = []
     for case in cases:
         log(f"case {case['name']}")
         states = case["states"]
-        models = {(l, si): points_model(l, st) for l in LAYOUTS for si, st in enumerate(states)}
+        models = {
+            (layout, si): points_model(layout, st)
+            for layout in LAYOUTS
+            for si, st in enumerate(states)
+        }
         keys = make_keys(case, models)
         queries = make_get_nodes_queries(case, keys)
-        npm_job["cases"].append({"name": case["name"], "keys": keys,
-                                 "states": [{"nodes": st} for st in states], "ranges": queries})
+        npm_job["cases"].append(
+            {
+                "name": case["name"],
+                "keys": keys,
+                "states": [{"nodes": st} for st in states],
+                "ranges": queries,
+            }
+        )
         work.append((case, models, keys, queries))
 
     rng = random.Random(f"{SEED}/sweep")
@@ -788,7 +952,10 @@ def main():
 
     for case, models, keys, queries in work:
         name, states = case["name"], case["states"]
-        say(f"\n== {name}: " + " | ".join(f"state {si}: {len(st)} nodes" for si, st in enumerate(states)))
+        say(
+            f"\n== {name}: "
+            + " | ".join(f"state {si}: {len(st)} nodes" for si, st in enumerate(states))
+        )
         # ---- ketama: libmemcached
         km_states, km_conts = [], []
         for si, st in enumerate(states):
@@ -806,28 +973,44 @@ def main():
             npm_pts_dis = [n for n in names if npm_st["points"][n] != points[n]]
             same_cont = npm_st["continuum_sha256"] == continuum_sha(cont, names)
             tn, tf, tl = tie_rule(cont, names, keys, owners, True)
-            tie_txt = f", keys landing on a tie: {tn}, first-inserted won {tf}, last-inserted {tl}" if ties else ""
-            say(f"ketama  s{si}: digests/node {summ(got_d)} (DESIGN f32 formula "
+            tie_txt = (
+                f", keys landing on a tie: {tn}, first-inserted won {tf}, last-inserted {tl}"
+                if ties
+                else ""
+            )
+            say(
+                f"ketama  s{si}: digests/node {summ(got_d)} (DESIGN f32 formula "
                 f"{'==' if got_d == model_d else '!='} libmemcached); ties {len(ties)}"
                 f"{' (tied items kept insertion order)' if ties and order_ok else ''}"
                 f"{' TIED ITEMS REORDERED' if ties and not order_ok else ''}{tie_txt}; "
                 f"npm: {npm_dis} owner(s) differ, point counts differ for {len(npm_pts_dis)} "
-                f"node(s), continuum {'identical' if same_cont else 'DIFFERENT'}")
+                f"node(s), continuum {'identical' if same_cont else 'DIFFERENT'}"
+            )
             if deb is not None and len(st) > 100:
                 # libmemcached 1.1.x aborts (assert "server_count * POINTS_PER_SERVER <=
                 # CONTINUUM_SIZE", i.e. at most 100 servers) where 1.0.16 goes on
                 say(f"        libmemcached {deb.version}: skipped (aborts above 100 servers)")
             elif deb is not None:
                 d_owners, d_points, d_cont = deb.run(st, keys)
-                say(f"        libmemcached {deb.version}: {sum(a != b for a, b in zip(owners, d_owners))}"
+                say(
+                    f"        libmemcached {deb.version}: "
+                    f"{sum(a != b for a, b in zip(owners, d_owners))}"
                     f" owner(s) differ, points {'same' if d_points == points else 'DIFFER'}, "
-                    f"continuum {'same' if d_cont == cont else 'DIFFERENT'}")
+                    f"continuum {'same' if d_cont == cont else 'DIFFERENT'}"
+                )
         uk = run_uhashring_ketama(states, keys)
         on_point = [set(v for v, _ in c) for c in km_conts]
-        say("        uhashring hash_fn=ketama vs libmemcached, owners differing per state: " + ", ".join(
-            f"{sum(a != b for a, b in zip(s['owners'], u))} (on a point: "
-            f"{sum(a != b and key_pos('ketama', k) in pts for k, a, b in zip(keys, s['owners'], u))})"
-            for s, u, pts in zip(km_states, uk, on_point)))
+        differing = []
+        for s, u, pts in zip(km_states, uk, on_point):
+            diff = sum(a != b for a, b in zip(s["owners"], u))
+            on = sum(
+                a != b and key_pos("ketama", k) in pts for k, a, b in zip(keys, s["owners"], u)
+            )
+            differing.append(f"{diff} (on a point: {on})")
+        say(
+            "        uhashring hash_fn=ketama vs libmemcached, owners differing per state: "
+            + ", ".join(differing)
+        )
         km_get = []
         for qi, q in enumerate(queries):
             st = states[q["state"]]
@@ -838,11 +1021,17 @@ def main():
             ans = npm[name]["ranges"][qi]
             assert ans == walk(cont, names, key_pos("ketama", q["key"]), q["n"], True), (name, q)
             km_get.append(dict(q, expect=ans))
-        say(f"        get_nodes: {len(km_get)} of {len(queries)} from npm range()" +
-            (" (the others are in states where npm's continuum differs from libmemcached's)"
-             if len(km_get) < len(queries) else ""))
-        results["ketama"].append(dict(name=name, nodes=case["nodes"], keys=keys,
-                                      states=km_states, get_nodes=km_get))
+        say(
+            f"        get_nodes: {len(km_get)} of {len(queries)} from npm range()"
+            + (
+                " (the others are in states where npm's continuum differs from libmemcached's)"
+                if len(km_get) < len(queries)
+                else ""
+            )
+        )
+        results["ketama"].append(
+            dict(name=name, nodes=case["nodes"], keys=keys, states=km_states, get_nodes=km_get)
+        )
 
         # ---- hash_ring: hashring 1.5.1
         ver_hr, hr, hr_ans = run_hash_ring(states, keys, queries)
@@ -853,35 +1042,66 @@ def main():
             mpts = Counter(i for _, i in model)
             same_pts = all(r["points"][n] == mpts.get(i, 0) for i, (n, _) in enumerate(st))
             tn, tf, tl = tie_rule(model, [n for n, _ in st], keys, r["owners"], False)
-            tie_txt = f", keys landing on a tie: {tn}, first-inserted won {tf}, last-inserted {tl}" if ties else ""
-            say(f"hash_ring s{si}: digests/node {summ([r['points'][n] // 3 for n, _ in st])} "
+            tie_txt = (
+                f", keys landing on a tie: {tn}, first-inserted won {tf}, last-inserted {tl}"
+                if ties
+                else ""
+            )
+            say(
+                f"hash_ring s{si}: digests/node {summ([r['points'][n] // 3 for n, _ in st])} "
                 f"(40*N*w//W {'==' if same_pts else '!='} peer); ties {len(ties)} "
-                f"(peer _sorted_keys has {r['dup_positions']} duplicated position(s)){tie_txt}")
+                f"(peer _sorted_keys has {r['dup_positions']} duplicated position(s)){tie_txt}"
+            )
             hr_states.append(state_obj(case, si, r["points"], r["owners"]))
-        results["hash_ring"].append(dict(name=name, nodes=case["nodes"], keys=keys, states=hr_states,
-                                         get_nodes=[dict(q, expect=a) for q, a in zip(queries, hr_ans)]))
+        results["hash_ring"].append(
+            dict(
+                name=name,
+                nodes=case["nodes"],
+                keys=keys,
+                states=hr_states,
+                get_nodes=[dict(q, expect=a) for q, a in zip(queries, hr_ans)],
+            )
+        )
 
         # ---- uhashring 2.5
         ver_uh, uh, uh_ans = run_uhashring(case, keys, queries)
         uh_states = []
         for si, (st, r) in enumerate(zip(states, uh)):
             same = all(r["points"][n] == 160 * w for n, w in st)
-            say(f"uhashring s{si}: points/node {summ([r['points'][n] for n, _ in st])} "
-                f"(160*w {'==' if same else '!='} peer); distinct ring positions {r['ring_size']}")
+            say(
+                f"uhashring s{si}: points/node {summ([r['points'][n] for n, _ in st])} "
+                f"(160*w {'==' if same else '!='} peer); distinct ring positions {r['ring_size']}"
+            )
             uh_states.append(state_obj(case, si, r["points"], r["owners"]))
-        results["uhashring"].append(dict(name=name, nodes=case["nodes"], keys=keys, states=uh_states,
-                                         get_nodes=[dict(q, expect=a) for q, a in zip(queries, uh_ans)]))
+        results["uhashring"].append(
+            dict(
+                name=name,
+                nodes=case["nodes"],
+                keys=keys,
+                states=uh_states,
+                get_nodes=[dict(q, expect=a) for q, a in zip(queries, uh_ans)],
+            )
+        )
 
         # ---- md5_128 re-implementation
         md = run_md5_128(states, keys)
-        results["md5_128"].append(dict(name=name, nodes=case["nodes"], keys=keys,
-                                       states=[state_obj(case, si, r["points"], r["owners"])
-                                               for si, r in enumerate(md)],
-                                       get_nodes=[]))
+        results["md5_128"].append(
+            dict(
+                name=name,
+                nodes=case["nodes"],
+                keys=keys,
+                states=[state_obj(case, si, r["points"], r["owners"]) for si, r in enumerate(md)],
+                get_nodes=[],
+            )
+        )
 
         # ---- boundary behaviour summary (keys that hash exactly onto a ring point)
-        for layout, res in (("ketama", km_states), ("hash_ring", hr_states),
-                            ("uhashring", uh_states), ("md5_128", results["md5_128"][-1]["states"])):
+        for layout, res in (
+            ("ketama", km_states),
+            ("hash_ring", hr_states),
+            ("uhashring", uh_states),
+            ("md5_128", results["md5_128"][-1]["states"]),
+        ):
             pts = models[(layout, 0)]
             if not pts:
                 continue
@@ -900,8 +1120,11 @@ def main():
                     both += on and nxt
                     ge += on and not nxt
                     gt += nxt and not on
-            say(f"{layout:9s} s0: {hits} key(s) hash exactly onto a point; owner = that point's node "
-                f"in {ge}, = the next point's node in {gt}, same node on both in {both}")
+            say(
+                f"{layout:9s} s0: {hits} key(s) hash exactly onto a point; "
+                f"owner = that point's node "
+                f"in {ge}, = the next point's node in {gt}, same node on both in {both}"
+            )
 
     # ---- npm vs libmemcached digest counts over random weight sets
     log("digest-count sweep")
@@ -917,28 +1140,34 @@ def main():
         if deb is not None:
             _, dp, _ = deb.run(nodes, [])
             diff_deb += dp != pts
-    say(f"\nsweep of {len(sweep)} random weight sets (2-16 nodes, weights 1-5/10/100): "
+    say(
+        f"\nsweep of {len(sweep)} random weight sets (2-16 nodes, weights 1-5/10/100): "
         f"libmemcached digest counts differ from npm hashring in {diff_npm}, from exact "
         f"40*N*w//W in {diff_exact}, from the DESIGN f32 formula in {diff_model}"
-        + (f", from libmemcached {deb.version} in {diff_deb}" if deb else ""))
+        + (f", from libmemcached {deb.version} in {diff_deb}" if deb else "")
+    )
     eq_l = [n for n in range(1, 1001) if digests_model("ketama", [1] * n)[0] != 40]
     eq_n = [n for n in range(1, 1001) if digests_model("ketama_npm", [1] * n)[0] != 40]
-    say(f"equal weights, N=1..1000 (formulas, confirmed by the equal-7/equal-25 cases): "
+    say(
+        f"equal weights, N=1..1000 (formulas, confirmed by the equal-7/equal-25 cases): "
         f"libmemcached gives 39 digests for {len(eq_l)} values of N (first: {eq_l[:8]}), "
-        f"npm hashring for {len(eq_n)} (first: {eq_n[:8]})")
+        f"npm hashring for {len(eq_n)} (first: {eq_n[:8]})"
+    )
 
     peers = {
         "ketama": f"libmemcached {lm.version} as bundled in the pylibmc {pylibmc.__version__} "
-                  f"manylinux wheel (PyPI), via ctypes (ketama_weighted, MD5); get_nodes: npm "
-                  f"hashring {NPM_VERSION} range(key, n, true), only in states whose continuum "
-                  f"equals libmemcached's",
-        "hash_ring": f"hashring {ver_hr} (PyPI; the Python 3 port of hash_ring 1.3.1): HashRing(nodes, "
-                     f"weights), get_node, iterate_nodes(key, distinct=True)",
-        "uhashring": f"uhashring {ver_uh} (PyPI), default ring: HashRing(nodes={{name: {{'weight': w}}}}), "
-                     f"get_node, remove_node, add_node, range(key, size=n, unique=True)",
+        f"manylinux wheel (PyPI), via ctypes (ketama_weighted, MD5); get_nodes: npm "
+        f"hashring {NPM_VERSION} range(key, n, true), only in states whose continuum "
+        f"equals libmemcached's",
+        "hash_ring": f"hashring {ver_hr} (PyPI; the Python 3 port of hash_ring 1.3.1): "
+        f"HashRing(nodes, "
+        f"weights), get_node, iterate_nodes(key, distinct=True)",
+        "uhashring": f"uhashring {ver_uh} (PyPI), default ring: "
+        f"HashRing(nodes={{name: {{'weight': w}}}}), "
+        f"get_node, remove_node, add_node, range(key, size=n, unique=True)",
         "md5_128": "re-implementation (no package exists) of the HashRing class of the Tornado "
-                   "distributed-session article: 32 virtual nodes, int(md5(x).hexdigest(), 16), "
-                   "bisect; see tests/vectors/README.md",
+        "distributed-session article: 32 virtual nodes, int(md5(x).hexdigest(), 16), "
+        "bisect; see tests/vectors/README.md",
     }
     say("")
     for layout in LAYOUTS:
