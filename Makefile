@@ -44,7 +44,7 @@ build-wasm:
 # ---- run -----------------------------------------------------------------------------------
 
 .PHONY: demo ## run the demo app on the memory store (http://127.0.0.1:8888/login)
-demo: build-python
+demo: build-python build-wasm
 	$(PY) -m ringsession.demo $(ARGS)
 
 # ---- test ----------------------------------------------------------------------------------
@@ -122,4 +122,4 @@ vectors:
 .PHONY: clean ## remove build output, the venv and node_modules
 clean:
 	cargo clean
-	rm -rf $(VENV) wasm/pkg node_modules tests/js/node_modules benches/js/node_modules
+	rm -rf $(VENV) wasm/pkg node_modules tests/js/node_modules benches/js/node_modules wasm/tools/node_modules

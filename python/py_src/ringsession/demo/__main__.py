@@ -23,6 +23,7 @@ from ..stores.base import SessionStore
 from ..stores.memory import MemoryStore
 from ..stores.sharded import ShardedRedisStore
 from .app import make_app
+from .ring import RING_LINKS, ring_handlers
 
 SECRET_ENV = "RINGSESSION_COOKIE_SECRET"
 """The environment variable read for the cookie secret when ``--cookie-secret`` is not given."""
@@ -73,7 +74,14 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         store = MemoryStore()
         where = "memory (this process)"
-    app = make_app(cookie_secret=secret, password=password, user=args.user, store=store)
+    app = make_app(
+        cookie_secret=secret,
+        password=password,
+        user=args.user,
+        store=store,
+        handlers=ring_handlers(),
+        links=RING_LINKS,
+    )
     server = app.listen(args.port, address=args.address)
     print(f"ringsession demo on http://{args.address}:{args.port}/login", flush=True)
     print(f"  account: {args.user} / {password}", flush=True)

@@ -1,0 +1,170 @@
+"""The demo's ``/ring`` page (`ringsession.demo.ring`): its ring geometry against the real ring
+and the vectors, and the page itself: what it holds and, above all, what it does not (the id).
+
+The browser half (the WebAssembly ring finding the same shard) is tests/js/demo.test.mjs.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+import re
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import COOKIE_SECRET, RedisServer
+from test_demo import PASSWORD, xsrf_field
+
+from ringsession import HashRing, MemoryStore, SessionStore, ShardedRedisStore
+from ringsession.demo import make_app
+from ringsession.demo.ring import (
+    MEMORY_NODE,
+    RING_LINKS,
+    arc_at,
+    arcs,
+    key_position,
+    ring_handlers,
+    stand_in_key,
+)
+
+LAYOUTS = ["ketama", "hash_ring", "md5_128", "uhashring"]
+VECTORS = pathlib.Path(__file__).resolve().parents[1] / "vectors"
+
+
+def geometry_owner(ring: HashRing, key: str) -> str | None:
+    ring_arcs = arcs(ring)
+    arc = arc_at(ring, ring_arcs, key_position(ring.layout, key))
+    return None if arc is None else list(ring.nodes)[arc.node]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_geometry_matches_the_ring(layout: str) -> None:
+    rng = random.Random(7)
+    for n in (1, 2, 5, 9):
+        ring = HashRing({f"node-{i}:6379": rng.randint(1, 5) for i in range(n)}, layout=layout)
+        ring_arcs = arcs(ring)
+        names = list(ring.nodes)
+        for _ in range(500):
+            key = f"{rng.getrandbits(128):032x}"
+            arc = arc_at(ring, ring_arcs, key_position(layout, key))
+            assert arc is not None and names[arc.node] == ring.get_node(key)
+
+
+@pytest.mark.filterwarnings("ignore:node .* gets no points")
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_geometry_matches_the_vectors(layout: str) -> None:
+    """Owners from the drawn arcs equal the peers' owners, ties and exact-point keys included."""
+    data = json.loads((VECTORS / f"{layout}.json").read_text("utf-8"))
+    for case in data["cases"]:
+        if len(case["nodes"]) > 100:
+            continue  # the 1000-node case: slow to draw in Python, and nothing new for geometry
+        nodes = [list(pair) for pair in case["nodes"]]
+        for state in case["states"]:
+            if state["op"] == "remove":
+                nodes = [pair for pair in nodes if pair[0] != state["node"]]
+            elif state["op"] == "add":
+                nodes.append([state["node"], state["weight"]])
+            ring = HashRing([{"host": n, "weight": w} for n, w in nodes], layout=layout)
+            if ring.total_points > 20_000:
+                continue  # uhashring's heavy nodes: slow to draw in Python, nothing new
+            ring_arcs = arcs(ring)
+            names = list(ring.nodes)
+            for key, owner in zip(case["keys"], state["owners"]):
+                arc = arc_at(ring, ring_arcs, key_position(layout, key))
+                got = None if arc is None else names[arc.node]
+                assert got == owner, (case["name"], state["op"], key)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_stand_in_key_lands_on_the_same_arc(layout: str) -> None:
+    ring = HashRing({"a:1": 1, "b:2": 2, "c:3": 3}, layout=layout)
+    ring_arcs = arcs(ring)
+    rng = random.Random(3)
+    for _ in range(20):
+        sid = f"{rng.getrandbits(256):064x}"
+        owner = ring.get_node(sid)
+        assert owner is not None
+        key = stand_in_key(ring, ring_arcs, key_position(layout, sid), owner)
+        assert key != sid and ring.get_node(key) == owner
+        assert arc_at(ring, ring_arcs, key_position(layout, key)) == arc_at(
+            ring, ring_arcs, key_position(layout, sid)
+        )
+
+
+def page_data(body: bytes) -> dict[str, Any]:
+    match = re.search(rb'<script type="application/json" id="ring-data">(.*?)</script>', body, re.S)
+    assert match, "no ring data in the page"
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+@pytest.fixture(params=["memory", "sharded-redis"])
+async def ring_store(
+    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
+) -> AsyncIterator[SessionStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    for server in redis_servers:
+        server.reset()
+    store = ShardedRedisStore([s.url for s in redis_servers])
+    yield store
+    await store.close()
+
+
+async def test_ring_page(serve: Any, ring_store: SessionStore) -> None:
+    app = make_app(
+        cookie_secret=COOKIE_SECRET,
+        password=PASSWORD,
+        store=ring_store,
+        handlers=ring_handlers(),
+        links=RING_LINKS,
+    )
+    async with serve(app) as served:
+        client = served.client()
+        # Not logged in: the ring, no session.
+        page = await client.fetch("/ring")
+        assert page.code == 200
+        data = page_data(page.body)
+        assert data["session"] is None
+        assert data["arcs"] and data["nodes"]
+
+        form = await client.fetch("/login")
+        body = urllib.parse.urlencode(
+            {"name": "demo", "pwd": PASSWORD, "_xsrf": xsrf_field(form.body)}
+        )
+        assert (await client.fetch("/login", method="POST", body=body)).code == 302
+        sid = client.session_id()
+        assert sid is not None
+
+        page = await client.fetch("/ring")
+        assert page.code == 200
+        assert "no-store" in page.headers["Cache-Control"]
+        assert "script-src 'self' 'wasm-unsafe-eval'" in page.headers["Content-Security-Policy"]
+        assert sid.encode() not in page.body
+        assert client.cookies["session_id"].encode() not in page.body
+        data = page_data(page.body)
+        session = data["session"]
+        nodes = [n["name"] for n in data["nodes"]]
+        if isinstance(ring_store, ShardedRedisStore):
+            ring = ring_store.ring
+            assert session["server"] == ring_store.node_for(sid)
+            assert nodes == list(ring_store.stores)
+        else:
+            ring = HashRing({MEMORY_NODE: 1})
+            assert session["server"] == MEMORY_NODE
+            assert nodes == [MEMORY_NODE]
+        assert ring.get_node(session["standIn"]) == session["server"]
+        assert session["standIn"] != sid
+        assert 0 <= session["position"] < 1
+        # The drawn arcs cover the circle once.
+        assert abs(sum(end - start for start, end, _ in data["arcs"]) - 1) < 1e-9
+        assert b'src="/ring/static/ring.js"' in page.body
+        script = await client.fetch("/ring/static/ring.js")
+        assert script.code == 200 and script.headers["Content-Type"].startswith("text/javascript")
+        if data["wasm"]:
+            wasm = await client.fetch("/ring/wasm/ringsession_bg.wasm")
+            assert wasm.code == 200 and wasm.headers["Content-Type"] == "application/wasm"
