@@ -148,6 +148,8 @@ trait Point: Copy + Ord {
     fn from_digest(w: Words, per_digest: usize, out: &mut [Self::Pos; 4]) -> usize;
     /// The position of a key.
     fn key_pos(w: Words) -> Self::Pos;
+    /// The position as a fraction of the full circle, in [0, 1).
+    fn fraction(pos: Self::Pos) -> f64;
 }
 
 impl Point for u64 {
@@ -173,6 +175,9 @@ impl Point for u64 {
     }
     fn key_pos(w: Words) -> u32 {
         w[0]
+    }
+    fn fraction(pos: u32) -> f64 {
+        f64::from(pos) / 4_294_967_296.0
     }
 }
 
@@ -208,6 +213,10 @@ impl Point for Wide {
     }
     fn key_pos(w: Words) -> (u64, u64) {
         hash::u128_halves(w)
+    }
+    fn fraction((hi, lo): (u64, u64)) -> f64 {
+        const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+        (hi as f64 + lo as f64 / TWO_64) / TWO_64
     }
 }
 
@@ -278,6 +287,20 @@ impl<P: Point> Continuum<P> {
                 Some(self.last_of_run(i))
             }
         }
+    }
+
+    /// Each distinct position, clockwise, with the node that wins it under `rule`.
+    fn winners(&self, rule: Rule) -> Vec<(f64, usize)> {
+        let points = &self.points;
+        (0..points.len())
+            .filter(|&i| match rule {
+                Rule::AtOrAfterFirstWins => i == 0 || points[i - 1].pos() != points[i].pos(),
+                Rule::AfterLastWins => {
+                    i + 1 == points.len() || points[i + 1].pos() != points[i].pos()
+                }
+            })
+            .map(|i| (P::fraction(points[i].pos()), points[i].node() as usize))
+            .collect()
     }
 
     /// The last index of the run of points at the position of point `i`.
@@ -551,6 +574,39 @@ impl HashRing {
         match &self.table {
             Table::Narrow(c) => self.walk(c, u64::key_pos(w), n),
             Table::Wide(c) => self.walk(c, Wide::key_pos(w), n),
+        }
+    }
+
+    /// Where `key` falls on the circle, as a fraction of it in [0, 1) (for drawing).
+    pub fn position(&self, key: impl AsRef<[u8]>) -> f64 {
+        let w = hash::md5(key.as_ref());
+        match &self.table {
+            Table::Narrow(_) => u64::fraction(u64::key_pos(w)),
+            Table::Wide(_) => Wide::fraction(Wide::key_pos(w)),
+        }
+    }
+
+    /// The position (as in [`position`](Self::position)) of the ring point that owns `key`:
+    /// two keys with the same answer fall on the same arc. `None` for a ring without points.
+    pub fn owner_position(&self, key: impl AsRef<[u8]>) -> Option<f64> {
+        let w = hash::md5(key.as_ref());
+        match &self.table {
+            Table::Narrow(c) => c
+                .owner(u64::key_pos(w), self.rule())
+                .map(|i| u64::fraction(c.points[i].pos())),
+            Table::Wide(c) => c
+                .owner(Wide::key_pos(w), self.rule())
+                .map(|i| Wide::fraction(c.points[i].pos())),
+        }
+    }
+
+    /// The ring as drawn: each distinct point position, clockwise from 0, as a fraction of the
+    /// circle, with the insertion-order index of the node that owns it (ties resolved as
+    /// lookups resolve them). A point owns the arc from the previous point up to itself.
+    pub fn continuum(&self) -> Vec<(f64, usize)> {
+        match &self.table {
+            Table::Narrow(c) => c.winners(self.rule()),
+            Table::Wide(c) => c.winners(self.rule()),
         }
     }
 
@@ -897,6 +953,23 @@ mod tests {
                 HashRing::new(layout, [("a", 1), ("c", 2), ("d", 5)]).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn continuum_agrees_with_lookups() {
+        for layout in Layout::ALL {
+            let ring = HashRing::new(layout, [("a", 1), ("b", 2), ("c", 1)]).unwrap();
+            let continuum = ring.continuum();
+            assert!(continuum.windows(2).all(|w| w[0].0 < w[1].0));
+            for i in 0..200 {
+                let key = alloc::format!("key-{i}");
+                let at = ring.owner_position(&key).unwrap();
+                let (_, node) = continuum.iter().find(|(pos, _)| *pos == at).unwrap();
+                assert_eq!(ring.node_name(*node), ring.get(&key));
+                assert!((0.0..1.0).contains(&ring.position(&key)));
+            }
+        }
+        assert_eq!(HashRing::empty(Layout::Ketama).owner_position("k"), None);
     }
 
     #[test]

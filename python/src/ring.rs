@@ -87,6 +87,26 @@ impl HashRing {
             .map(|i| state.names[i].clone_ref(py)))
     }
 
+    fn position(&self, key: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let key = hold(key.clone(), &|| "key".into())?;
+        Ok(self.read().ring.position(view(&key)?))
+    }
+
+    fn owner_position(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let key = hold(key.clone(), &|| "key".into())?;
+        Ok(self.read().ring.owner_position(view(&key)?))
+    }
+
+    fn continuum(&self, py: Python<'_>) -> Vec<(f64, Py<PyString>)> {
+        let state = self.read();
+        state
+            .ring
+            .continuum()
+            .into_iter()
+            .map(|(at, i)| (at, state.names[i].clone_ref(py)))
+            .collect()
+    }
+
     fn get_nodes(
         &self,
         py: Python<'_>,

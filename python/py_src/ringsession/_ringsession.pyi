@@ -136,6 +136,32 @@ class HashRing:
             UserWarning: A node that this change leaves without points.
         """
 
+    def position(self, key: _Key) -> float:
+        """Where ``key`` falls on the circle, as a fraction of it in [0, 1) (for drawing).
+
+        Args:
+            key: A str (hashed as UTF-8) or bytes.
+
+        Raises:
+            TypeError: ``key`` is not str or bytes.
+        """
+
+    def owner_position(self, key: _Key) -> float | None:
+        """The position of the ring point that owns ``key``, or None for a ring without points.
+
+        Two keys with the same answer fall on the same arc, so have the same owner.
+
+        Raises:
+            TypeError: ``key`` is not str or bytes.
+        """
+
+    def continuum(self) -> list[tuple[float, str]]:
+        """The ring as drawn: each distinct point position, clockwise from 0, as a fraction of
+        the circle, with the node that owns it (ties resolved as lookups resolve them).
+
+        A point owns the arc from the previous point up to itself.
+        """
+
     def points(self, name: str) -> int:
         """How many points the node has on the ring (0 if its weight is too small for any).
 

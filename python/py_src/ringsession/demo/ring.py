@@ -31,18 +31,16 @@ answer for the same place on the ring, and a script on the page learns nothing i
 The page is also sent with ``Cache-Control: no-store`` and a Content-Security-Policy that allows
 only the demo's own scripts (and ``wasm-unsafe-eval`` for WebAssembly).
 
-The arcs and positions are drawn from the point formulas of DESIGN §6 (md5 of ``"{name}-{i}"``,
-digest counts from the ring's own ``points``); the lookups shown are the rings' own.
+The arcs and positions come from the native ring (`HashRing.continuum`, `position`,
+`owner_position`): nothing of the ring's layout is restated here.
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import json
+import math
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,10 +59,6 @@ MEMORY_NODE = "memory"
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _WASM_ENV = "RINGSESSION_WASM_WEB"
-
-# Points per digest, and whether positions are 128-bit (DESIGN §6).
-_PER_DIGEST = {"ketama": 4, "hash_ring": 3, "md5_128": 1, "uhashring": 1}
-_WIDE = {"md5_128", "uhashring"}
 
 # A stand-in key is searched among this many random keys at most (about as many as the ring has
 # points are needed on average); past that, any key with the same owner will do.
@@ -122,78 +116,37 @@ class WasmFileHandler(tornado.web.StaticFileHandler):
 # ---- geometry --------------------------------------------------------------------------------
 
 
-def _scale(layout: str) -> int:
-    return 1 << 128 if layout in _WIDE else 1 << 32
-
-
-def _positions(layout: str, digest: bytes) -> list[int]:
-    """The ring positions that an MD5 digest gives in `layout`."""
-    if layout in _WIDE:
-        return [int.from_bytes(digest, "big")]
-    return [int.from_bytes(digest[4 * k : 4 * k + 4], "little") for k in range(_PER_DIGEST[layout])]
-
-
-def key_position(layout: str, key: str) -> int:
-    """Where `key` falls on the ring (an integer below ``_scale(layout)``)."""
-    return _positions(layout, hashlib.md5(key.encode()).digest())[0]
-
-
-@dataclass(frozen=True)
-class _Arc:
-    """The positions that one point owns: after the previous point up to this one (ketama: up to
-    and including it; the other layouts: up to but excluding it)."""
-
-    start: int
-    end: int
-    node: int
-
-
-def arcs(ring: HashRing) -> list[_Arc]:
-    """The ring's arcs in order, each owned by the node (index in ``ring.nodes``) of its point."""
-    layout = ring.layout
-    per_digest = _PER_DIGEST[layout]
-    points: list[tuple[int, int]] = []
-    for index, name in enumerate(ring.nodes):
-        for i in range(ring.points(name) // per_digest):
-            digest = hashlib.md5(f"{name}-{i}".encode()).digest()
-            points.extend((pos, index) for pos in _positions(layout, digest))
-    points.sort()
-    # One owner per position: the first-inserted node in ketama, the last-inserted elsewhere.
-    owners: dict[int, int] = {}
-    for pos, node in points:
-        if layout != "ketama" or pos not in owners:
-            owners[pos] = node
-    positions = sorted(owners)
-    out: list[_Arc] = []
-    for i, pos in enumerate(positions):
-        start = positions[i - 1] if i else positions[-1] - _scale(layout)
-        out.append(_Arc(start, pos, owners[pos]))
+def arcs(ring: HashRing) -> list[list[Any]]:
+    """The ring's arcs as ``[start, end, node index]`` fractions of the circle, clockwise from 12
+    o'clock: each point owns the arc from the previous point up to itself (the ring's own
+    `continuum`); neighbours of one node are merged, and the first point's arc, which crosses 0,
+    is split into the first and the last piece."""
+    points = ring.continuum()
+    if not points:
+        return []
+    index = {name: i for i, name in enumerate(ring.nodes)}
+    out: list[list[Any]] = []
+    start = 0.0
+    for at, name in [*points, (1.0, points[0][1])]:
+        if out and out[-1][2] == index[name]:
+            out[-1][1] = at
+        else:
+            out.append([start, at, index[name]])
+        start = at
     return out
 
 
-def arc_at(ring: HashRing, ring_arcs: list[_Arc], position: int) -> _Arc | None:
-    """The arc that owns `position`, following the layout's lookup rule."""
-    if not ring_arcs:
-        return None
-    ends = [a.end for a in ring_arcs]
-    if ring.layout == "ketama":
-        i = bisect.bisect_left(ends, position)  # first point >= position
-    else:
-        i = bisect.bisect_right(ends, position)  # first point > position
-    return ring_arcs[i % len(ring_arcs)]
-
-
-def stand_in_key(ring: HashRing, ring_arcs: list[_Arc], position: int, owner: str) -> str:
-    """A random key that falls on the same arc as `position` and that `ring` gives to `owner`."""
-    target = arc_at(ring, ring_arcs, position)
+def stand_in_key(ring: HashRing, sid: str) -> str:
+    """A random key that falls on the same arc of `ring` as `sid`, so has the same owner."""
+    target = ring.owner_position(sid)
+    owner = ring.get_node(sid)
     fallback = None
     for _ in range(_MAX_TRIES):
         key = secrets.token_hex(8)
-        if ring.get_node(key) != owner:
-            continue
-        fallback = fallback or key
-        if arc_at(ring, ring_arcs, key_position(ring.layout, key)) == target:
+        if ring.owner_position(key) == target:
             return key
+        if fallback is None and ring.get_node(key) == owner:
+            fallback = key
     if fallback is None:
         raise RuntimeError(f"no key found that the ring gives to {owner!r}")
     return fallback
@@ -206,24 +159,6 @@ def _json_for_script(data: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _merged(ring: HashRing, ring_arcs: list[_Arc]) -> list[list[float]]:
-    """Arcs as ``[start, end, node]`` fractions of the circle from 12 o'clock, neighbours of one
-    node merged, the arc across 0 split in two."""
-    scale = _scale(ring.layout)
-    out: list[list[float]] = []
-    for arc in ring_arcs:
-        pieces = [(arc.start, arc.end)]
-        if arc.start < 0:
-            pieces = [(arc.start + scale, scale), (0, arc.end)]
-        for start, end in pieces:
-            s, e = start / scale, end / scale
-            if out and out[-1][2] == arc.node and out[-1][1] == s:
-                out[-1][1] = e
-            else:
-                out.append([s, e, arc.node])
-    return out
 
 
 class RingHandler(DemoHandler):
@@ -252,26 +187,23 @@ class RingHandler(DemoHandler):
     def get(self) -> None:
         """Renders the page."""
         ring, node_for = self.ring()
-        ring_arcs = arcs(ring)
         nodes = [
             {"name": name, "weight": weight, "points": ring.points(name)}
             for name, weight in ring.nodes.items()
         ]
         session = None
         sid = self.session.id if self.current_user else None
-        if sid is not None and ring_arcs:
-            server = node_for(sid)
-            position = key_position(ring.layout, sid)
+        if sid is not None and ring.total_points:
             session = {
                 # 32 bits of md5(sid) as a fraction: enough to draw, useless to an attacker.
-                "position": (position >> (128 - 32) if ring.layout in _WIDE else position) / 2**32,
-                "standIn": stand_in_key(ring, ring_arcs, position, server),
-                "server": server,
+                "position": math.floor(ring.position(sid) * 2**32) / 2**32,
+                "standIn": stand_in_key(ring, sid),
+                "server": node_for(sid),
             }
         data = {
             "layout": ring.layout,
             "nodes": nodes,
-            "arcs": _merged(ring, ring_arcs),
+            "arcs": arcs(ring),
             "session": session,
             "wasm": self.wasm,
         }
