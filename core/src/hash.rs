@@ -57,6 +57,9 @@ pub(crate) const LANES: usize = 16;
 pub(crate) const MAX_LANE_LEN: usize = 55;
 
 /// MD5 of one message, as state words.
+// Never inlined in the .wasm, where the lookups call it anyway and only the building of a ring
+// took its own copy (about 0.5 KB); natively, inlined into `get` it saves about 6% of a lookup.
+#[cfg_attr(target_arch = "wasm32", inline(never))]
 pub(crate) fn md5(data: &[u8]) -> Words {
     let digest: [u8; 16] = Md5::digest(data).into();
     words(&digest)

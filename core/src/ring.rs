@@ -1,14 +1,14 @@
 //! The weighted consistent hash ring.
 
 use alloc::boxed::Box;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::hash::BuildHasher;
 use core::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::hash::{self, FixedState, Words, LANES, MAX_LANE_LEN};
-use hashbrown::HashSet;
 
 /// The most points a ring accepts (8 Mi). Only the `uhashring` layout, whose point count grows
 /// with the absolute weights, comes near it in practice.
@@ -70,28 +70,18 @@ impl Layout {
         matches!(self, Layout::Md5_128 | Layout::Uhashring)
     }
 
-    /// How many digests each node gets, in list order.
-    fn digest_counts(self, weights: &[u32]) -> Vec<u64> {
-        let n = weights.len() as u64;
-        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-        weights
-            .iter()
-            .map(|&w| {
-                let w = u64::from(w);
-                match self {
-                    Layout::Ketama => ketama_digests(w, total, n),
-                    // Exact integer division: the peers' float division gives the same floor
-                    // for any ring that fits in memory.
-                    Layout::HashRing => {
-                        (40 * u128::from(n) * u128::from(w) / u128::from(total)) as u64
-                    }
-                    Layout::Md5_128 => {
-                        (32 * u128::from(n) * u128::from(w) / u128::from(total)) as u64
-                    }
-                    Layout::Uhashring => 160 * w,
-                }
-            })
-            .collect()
+    /// How many digests a node of weight `w` gets on a ring of `n` nodes whose weights add up
+    /// to `total`.
+    fn digests(self, w: u32, total: u64, n: u64) -> u64 {
+        let w = u64::from(w);
+        match self {
+            Layout::Ketama => ketama_digests(w, total, n),
+            // Exact integer division: the peers' float division gives the same floor for any
+            // ring that fits in memory.
+            Layout::HashRing => (40 * u128::from(n) * u128::from(w) / u128::from(total)) as u64,
+            Layout::Md5_128 => (32 * u128::from(n) * u128::from(w) / u128::from(total)) as u64,
+            Layout::Uhashring => 160 * w,
+        }
     }
 }
 
@@ -108,12 +98,15 @@ impl FromStr for Layout {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Layout::ALL
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| Error::UnknownLayout {
+        match s {
+            "ketama" => Ok(Layout::Ketama),
+            "hash_ring" => Ok(Layout::HashRing),
+            "md5_128" => Ok(Layout::Md5_128),
+            "uhashring" => Ok(Layout::Uhashring),
+            _ => Err(Error::UnknownLayout {
                 name: s.to_string(),
-            })
+            }),
+        }
     }
 }
 
@@ -150,6 +143,8 @@ trait Point: Copy + Ord {
     fn key_pos(w: Words) -> Self::Pos;
     /// The position as a fraction of the full circle, in [0, 1).
     fn fraction(pos: Self::Pos) -> f64;
+    /// Sorts points in their order.
+    fn sort(points: &mut Vec<Self>);
 }
 
 impl Point for u64 {
@@ -178,6 +173,9 @@ impl Point for u64 {
     }
     fn fraction(pos: u32) -> f64 {
         f64::from(pos) / 4_294_967_296.0
+    }
+    fn sort(points: &mut Vec<u64>) {
+        points.sort_unstable();
     }
 }
 
@@ -217,6 +215,31 @@ impl Point for Wide {
     fn fraction((hi, lo): (u64, u64)) -> f64 {
         const TWO_64: f64 = 18_446_744_073_709_551_616.0;
         (hi as f64 + lo as f64 / TWO_64) / TWO_64
+    }
+    fn sort(points: &mut Vec<Wide>) {
+        // Sorting 24-byte points would put a second copy of the sort in the .wasm. Instead, the
+        // u64 sort of narrow points orders keys made of the top 40 bits of each position and the
+        // point's index, the points are gathered in that order, and an insertion sort puts the
+        // few that share their top 40 bits (a few dozen on a ring of MAX_POINTS) in full order.
+        // That last pass alone makes the result correct; the keys only make it cheap.
+        const INDEX_BITS: u32 = 24;
+        const INDEX: u64 = (1 << INDEX_BITS) - 1;
+        const _: () = assert!(MAX_POINTS <= 1 << INDEX_BITS);
+        let mut keys: Vec<u64> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.pos.0 & !INDEX) | (i as u64 & INDEX))
+            .collect();
+        keys.sort_unstable();
+        let sorted = keys.iter().map(|&k| points[(k & INDEX) as usize]).collect();
+        *points = sorted;
+        for i in 1..points.len() {
+            let mut j = i;
+            while j > 0 && points[j - 1] > points[j] {
+                points.swap(j - 1, j);
+                j -= 1;
+            }
+        }
     }
 }
 
@@ -391,14 +414,12 @@ impl HashRing {
         for (name, weight) in nodes {
             list.push(ring.check_new(name.as_ref(), weight, &[])?);
         }
-        let mut seen = HashSet::with_capacity_and_hasher(list.len(), FixedState);
-        let duplicate = list.iter().find(|n| !seen.insert(&*n.name));
-        if let Some(dup) = duplicate {
+        if let Some(dup) = first_duplicate(&list) {
             return Err(Error::DuplicateNode {
-                name: dup.name.to_string(),
+                // `str`'s `to_string`, a copy: on the `Box<str>` it would go through `Display`.
+                name: String::from(&*dup.name),
             });
         }
-        drop(seen);
         ring.rebuild(list)?;
         Ok(ring)
     }
@@ -682,22 +703,20 @@ impl HashRing {
 
     /// Fills in each node's digest count for `list` and checks the ring's size.
     fn count(&self, list: &mut [Node]) -> Result<()> {
-        let weights: Vec<u32> = list.iter().map(|n| n.weight).collect();
-        let counts = self.layout.digest_counts(&weights);
-        let points = counts.iter().try_fold(0u64, |acc, &d| {
-            acc.checked_add(d.checked_mul(self.layout.points_per_digest())?)
-        });
-        match points {
-            Some(points) if points <= MAX_POINTS => {}
-            points => {
-                return Err(Error::TooManyPoints {
-                    points: points.unwrap_or(u64::MAX),
-                    max: MAX_POINTS,
-                })
-            }
+        let n = list.len() as u64;
+        let total: u64 = list.iter().map(|node| u64::from(node.weight)).sum();
+        let mut points = 0u64;
+        for node in list.iter_mut() {
+            node.digests = self.layout.digests(node.weight, total, n);
+            // Each product stays far below 2^64 (at most 160 * 2^32 or 40 * n digests, of at
+            // most 4 points each); only the sum can overflow.
+            points = points.saturating_add(node.digests * self.layout.points_per_digest());
         }
-        for (node, digests) in list.iter_mut().zip(counts) {
-            node.digests = digests;
+        if points > MAX_POINTS {
+            return Err(Error::TooManyPoints {
+                points,
+                max: MAX_POINTS,
+            });
         }
         Ok(())
     }
@@ -737,6 +756,32 @@ impl HashRing {
     }
 }
 
+/// The first node of `list` whose name an earlier node already has.
+//
+// By sorting, not with a hash set: keys made of a hash of the name (high half) and the index
+// (low half) bring equal names together in list order, and the u64 sort is the one the points
+// already use. A hash set would add about 3 KB of its own code to the .wasm.
+fn first_duplicate(list: &[Node]) -> Option<&Node> {
+    let mut keys: Vec<u64> = list
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (FixedState.hash_one(&*node.name) << 32) | i as u64)
+        .collect();
+    keys.sort_unstable();
+    let name = |key: u64| &list[key as u32 as usize].name;
+    let mut first = usize::MAX;
+    // `keys[run..k]`: the keys before `k` with the same hash.
+    let mut run = 0;
+    for k in 1..keys.len() {
+        if keys[k] >> 32 != keys[k - 1] >> 32 {
+            run = k;
+        } else if keys[run..k].iter().any(|&key| name(key) == name(keys[k])) {
+            first = first.min(keys[k] as u32 as usize);
+        }
+    }
+    list.get(first)
+}
+
 fn unknown(name: &str) -> Error {
     Error::UnknownNode {
         name: name.to_string(),
@@ -753,11 +798,19 @@ fn push_points<P: Point>(
     out: &mut Vec<P>,
 ) {
     let per_digest = layout.points_per_digest() as usize;
-    let emit = |w: Words, out: &mut Vec<P>| {
+    node_digests(name, from, to, &mut |w| {
         let mut pos = [P::key_pos([0; 4]); 4];
         let n = P::from_digest(w, per_digest, &mut pos);
         out.extend(pos[..n].iter().map(|&p| P::new(p, node)));
-    };
+    });
+}
+
+/// Calls `emit` with digests `from..to` of node `name` (`md5("{name}-{i}")`), in order.
+//
+// Not generic, and `emit` is a `dyn` callback: this is the bulk of building a ring (the
+// lane-parallel MD5 is inlined here), and the .wasm should hold one copy of it, not one per
+// point type. A dynamic call per digest is nothing next to the MD5 itself.
+fn node_digests(name: &str, from: u64, to: u64, emit: &mut dyn FnMut(Words)) {
     // "{name}-{i}" for a batch of i, hashed side by side when short enough.
     let mut bufs = [[0u8; MAX_LANE_LEN]; LANES];
     let mut i = from;
@@ -773,9 +826,17 @@ fn push_points<P: Point>(
         }
         let msgs: [&[u8]; LANES] = core::array::from_fn(|k| &bufs[k][..lens[k]]);
         match fits.then(|| hash::md5_lanes(&msgs[..n])).flatten() {
-            Some(digests) => digests[..n].iter().for_each(|&w| emit(w, out)),
-            None => (i..i + n as u64)
-                .for_each(|j| emit(hash::md5(alloc::format!("{name}-{j}").as_bytes()), out)),
+            Some(digests) => digests[..n].iter().for_each(|&w| emit(w)),
+            None => {
+                let mut input = Vec::with_capacity(name.len() + 21);
+                for j in i..i + n as u64 {
+                    input.clear();
+                    input.extend_from_slice(name.as_bytes());
+                    input.push(b'-');
+                    input.extend_from_slice(decimal(j, &mut [0; 20]));
+                    emit(hash::md5(&input));
+                }
+            }
         }
         i += n as u64;
     }
@@ -783,27 +844,29 @@ fn push_points<P: Point>(
 
 /// Writes `"{name}-{i}"` into `buf` and returns its length, if it fits.
 fn digest_input(name: &str, i: u64, buf: &mut [u8; MAX_LANE_LEN]) -> Option<usize> {
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    let mut v = i;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let len = name.len() + 1 + n;
+    let mut digits = [0; 20];
+    let digits = decimal(i, &mut digits);
+    let len = name.len() + 1 + digits.len();
     if len > MAX_LANE_LEN {
         return None;
     }
     buf[..name.len()].copy_from_slice(name.as_bytes());
     buf[name.len()] = b'-';
-    for (k, d) in digits[..n].iter().rev().enumerate() {
-        buf[name.len() + 1 + k] = *d;
-    }
+    buf[name.len() + 1..len].copy_from_slice(digits);
     Some(len)
+}
+
+/// `i` in decimal ASCII, written at the end of `buf`.
+fn decimal(mut i: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            return &buf[start..];
+        }
+    }
 }
 
 fn build_points<P: Point>(layout: Layout, list: &[Node]) -> Vec<P> {
@@ -815,7 +878,7 @@ fn build_points<P: Point>(layout: Layout, list: &[Node]) -> Vec<P> {
     for (i, node) in list.iter().enumerate() {
         push_points(layout, &node.name, i as u32, 0, node.digests, &mut points);
     }
-    points.sort_unstable();
+    P::sort(&mut points);
     points
 }
 
@@ -857,8 +920,8 @@ fn changed_points<P: Point>(
             );
         }
     }
-    gone.sort_unstable();
-    fresh.sort_unstable();
+    P::sort(&mut gone);
+    P::sort(&mut fresh);
 
     let renumber = |p: P| -> Option<P> {
         let node = p.node() as usize;
@@ -869,20 +932,23 @@ fn changed_points<P: Point>(
         }
     };
     let mut out = Vec::with_capacity((old.points.len() + fresh.len()).saturating_sub(gone.len()));
-    let mut gone = gone.into_iter().peekable();
-    let mut fresh = fresh.into_iter().peekable();
+    let (mut g, mut f) = (0, 0);
     for &p in &old.points {
-        while gone.next_if(|&g| g < p).is_some() {}
-        if gone.next_if_eq(&p).is_some() {
+        while g < gone.len() && gone[g] < p {
+            g += 1;
+        }
+        if g < gone.len() && gone[g] == p {
+            g += 1;
             continue;
         }
         let Some(p) = renumber(p) else { continue };
-        while let Some(f) = fresh.next_if(|&f| f < p) {
-            out.push(f);
+        while f < fresh.len() && fresh[f] < p {
+            out.push(fresh[f]);
+            f += 1;
         }
         out.push(p);
     }
-    out.extend(fresh);
+    out.extend_from_slice(&fresh[f..]);
     out.shrink_to_fit();
     out
 }
@@ -890,14 +956,20 @@ fn changed_points<P: Point>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn ketama_counts_equal_weights() {
         for n in [1u64, 3, 20, 1000] {
-            assert_eq!(
-                Layout::Ketama.digest_counts(&alloc::vec![1; n as usize]),
-                alloc::vec![40; n as usize]
-            );
+            assert_eq!(Layout::Ketama.digests(1, n, n), 40);
+        }
+    }
+
+    #[test]
+    fn layout_names_parse() {
+        for layout in Layout::ALL {
+            assert_eq!(layout.name().parse(), Ok(layout));
+            assert_eq!(layout.to_string(), layout.name());
         }
     }
 
@@ -926,6 +998,63 @@ mod tests {
             "nope".parse::<Layout>(),
             Err(Error::UnknownLayout { .. })
         ));
+    }
+
+    fn node_list(names: &[&str]) -> Vec<Node> {
+        names
+            .iter()
+            .map(|&name| Node {
+                name: name.into(),
+                weight: 1,
+                digests: 0,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn first_duplicate_is_the_first_repeat(
+            names in proptest::collection::vec("[a-d]{1,2}", 0..40),
+        ) {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let want = (0..names.len()).find(|&j| names[..j].contains(&names[j]));
+            let list = node_list(&names);
+            prop_assert_eq!(
+                first_duplicate(&list).map(|n| &*n.name),
+                want.map(|j| names[j])
+            );
+        }
+
+        #[test]
+        fn wide_sort_sorts(
+            points in proptest::collection::vec(
+                (0u64..3, 0u64..1 << 24, 0u64..3, 0u32..3),
+                0..300,
+            ),
+        ) {
+            // Few distinct top 40 bits, so that the insertion sort does most of the work.
+            let mut points: Vec<Wide> = points
+                .into_iter()
+                .map(|(top, low, lo, node)| Wide::new(((top << 40) | low, lo), node))
+                .collect();
+            let mut want = points.clone();
+            want.sort_unstable();
+            Wide::sort(&mut points);
+            prop_assert_eq!(points, want);
+        }
+    }
+
+    #[test]
+    fn first_duplicate_across_a_hash_collision() {
+        // Two names whose hashes share the high 32 bits, the part that the keys keep.
+        let (x, y) = ("10.0.99.153:6379", "10.0.532.117:6379");
+        assert_eq!(FixedState.hash_one(x) >> 32, FixedState.hash_one(y) >> 32);
+        let first =
+            |names: &[&str]| first_duplicate(&node_list(names)).map(|n| String::from(&*n.name));
+        assert_eq!(first(&[x, y]), None);
+        assert_eq!(first(&[x, y, x]).as_deref(), Some(x));
+        assert_eq!(first(&[y, x, "z", x, y]).as_deref(), Some(x));
+        assert_eq!(first(&[y, x, y, x]).as_deref(), Some(y));
     }
 
     #[test]

@@ -56,6 +56,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt::Write;
 
 use ringsession_core::{HashRing as Ring, Layout};
 use wasm_bindgen::prelude::*;
@@ -110,7 +111,11 @@ const THREW: f64 = -2.0;
 
 /// A core error as a JS `Error` carrying the core's message.
 fn core_error(e: ringsession_core::Error) -> JsValue {
-    JsError::from(e).into()
+    // Not `JsError::from(e)`: its `to_string()` `expect`s the write to succeed, and that panic
+    // message's formatting (`Formatter::pad`, about 1.4 KB) would stay in the .wasm for good.
+    let mut message = String::new();
+    let _ = write!(message, "{e}");
+    JsError::new(&message).into()
 }
 
 /// A weighted consistent hash ring over named nodes.
