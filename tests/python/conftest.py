@@ -255,3 +255,9 @@ async def _serve(app: tornado.web.Application, **server_options: Any) -> AsyncIt
 def serve() -> Callable[..., contextlib.AbstractAsyncContextManager[Served]]:
     """``async with serve(app, **HTTPServer_options) as served:`` runs `app` on a free port."""
     return _serve
+
+
+# The Redis Cluster fixtures live in cluster_harness.py, which imports RedisServer from this module:
+# hence this import comes last.
+from cluster_harness import cluster_nodes as cluster_nodes  # noqa: E402
+from cluster_harness import redis_cluster as redis_cluster  # noqa: E402

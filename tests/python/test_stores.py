@@ -1,6 +1,7 @@
 """The stores against the `SessionStore` contract, and what each promises about its backend.
 
-The Redis stores run against the real servers of the harness (conftest.py).
+The Redis stores run against the real servers of the harness (conftest.py), the Redis Cluster store
+against its real cluster (cluster_harness.py; its own tests are in test_cluster.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from conftest import RedisServer
 from ringsession import (
     HashRing,
     MemoryStore,
+    RedisClusterStore,
     RedisStore,
     SessionStore,
     ShardedRedisStore,
@@ -43,7 +45,7 @@ def meta(idle_ms: int = 60_000, deadline_in_ms: int | None = 3_600_000) -> dict[
     return fields
 
 
-@pytest.fixture(params=["memory", "sharded-memory", "redis", "sharded-redis"])
+@pytest.fixture(params=["memory", "sharded-memory", "redis", "sharded-redis", "redis-cluster"])
 async def store(
     request: pytest.FixtureRequest, redis_servers: list[RedisServer]
 ) -> AsyncIterator[SessionStore]:
@@ -52,6 +54,10 @@ async def store(
         yield MemoryStore()
     elif kind == "sharded-memory":
         yield ShardedStore({"a": MemoryStore(), "b": MemoryStore()}, weights={"a": 2})
+    elif kind == "redis-cluster":
+        cluster_store = RedisClusterStore(request.getfixturevalue("cluster_nodes").url)
+        yield cluster_store
+        await cluster_store.close()
     else:
         for server in redis_servers:
             server.reset()

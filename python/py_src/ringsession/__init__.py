@@ -15,6 +15,7 @@ from ringsession.mixin import BaseHandler, SessionMixin
 from ringsession.session import Session
 from ringsession.stores import (
     MemoryStore,
+    RedisClusterStore,
     RedisStore,
     SessionStore,
     ShardedRedisStore,
@@ -26,6 +27,7 @@ __all__ = [
     "BaseHandler",
     "HashRing",
     "MemoryStore",
+    "RedisClusterStore",
     "RedisStore",
     "Session",
     "SessionMixin",

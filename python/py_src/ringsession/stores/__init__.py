@@ -1,12 +1,14 @@
-"""Session stores: the `SessionStore` protocol and the memory, Redis and sharded stores."""
+"""Session stores: the `SessionStore` protocol; memory, Redis, Redis Cluster and sharded stores."""
 
 from .base import SessionStore, StoreError
+from .cluster import RedisClusterStore
 from .memory import MemoryStore
 from .redis import RedisStore
 from .sharded import ShardedRedisStore, ShardedStore
 
 __all__ = [
     "MemoryStore",
+    "RedisClusterStore",
     "RedisStore",
     "SessionStore",
     "ShardedRedisStore",

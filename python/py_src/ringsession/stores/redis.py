@@ -1,25 +1,38 @@
-"""`RedisStore`: one Redis hash per session, on redis-py's asyncio client."""
+"""`RedisStore`: one Redis hash per session, on redis-py's asyncio client.
+
+The record layout, the load script and the MULTI/EXEC save live in `_RedisHashStore`, which
+`RedisStore` (one server) and `RedisClusterStore` (a Redis Cluster, in ``cluster.py``) share: a
+session is one key, so every operation touches one key, which a cluster client routes to the one
+master that owns its slot.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, StoreError
+from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX, StoreError
 
-__all__ = ["RedisStore"]
+__all__ = ["TOMBSTONE_FIELD", "RedisStore"]
+
+TOMBSTONE_FIELD = RESERVED_PREFIX + "gone"
+"""Reserved field that marks a record as a tombstone: deleted, and not to be recreated by a move."""
 
 # One round trip per load: read the hash and restart its idle timer, atomically, on the server.
 # The server also enforces the absolute timeout (its own clock against the deadline field) and
 # drops a record without a creation time (what a save racing with a delete can leave behind).
-# Redis >= 5 (scripts replicate their effects, so TIME before a write is allowed).
+# Redis >= 5 (scripts replicate their effects, so TIME before a write is allowed). A tombstone
+# (ARGV[4], written by a sharded store's delete while the shard set changes) reads as absent but
+# stays, so that a session move still in flight cannot bring the deleted session back.
 _LOAD_SCRIPT = """
 local record = redis.call('HGETALL', KEYS[1])
 if #record == 0 then return record end
@@ -28,7 +41,8 @@ for i = 1, #record, 2 do
   local field = record[i]
   if field == ARGV[1] then created = true
   elseif field == ARGV[2] then idle = tonumber(record[i + 1])
-  elseif field == ARGV[3] then deadline = tonumber(record[i + 1]) end
+  elseif field == ARGV[3] then deadline = tonumber(record[i + 1])
+  elseif field == ARGV[4] then return {} end
 end
 if not created or not idle or idle <= 0 then
   redis.call('DEL', KEYS[1])
@@ -58,10 +72,19 @@ def _default_retry() -> Retry:
     return Retry(NoBackoff(), 1)
 
 
+def _client_options(client_options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a client made from a URL: the store's defaults, then the caller's."""
+    options = {**_CLIENT_DEFAULTS, **client_options}
+    options.setdefault("retry", _default_retry())
+    return options
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-# What a failing connection raises through redis-py: its own errors, and OS-level ones.
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# What a failing connection raises through redis-py: its own errors, and OS-level ones. A cluster
+# client also raises RedisClusterException (not a RedisError) when no node answers or a slot has
+# no master.
+_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def _ttl_ms(ttl: float) -> int:
@@ -70,58 +93,53 @@ def _ttl_ms(ttl: float) -> int:
     return max(1, round(ttl * 1000))
 
 
-class RedisStore:
-    """Sessions in Redis: one hash per session at ``{prefix}{sid}``.
+_ClientT = TypeVar("_ClientT", aioredis.Redis, RedisCluster)
 
-    Each field holds one session key's value as JSON text, next to the reserved metadata fields
-    (see `ringsession.stores.base`). A load is one round trip (a script that reads the hash,
-    checks the absolute timeout and restarts the idle timer); a save is one MULTI/EXEC (HSET of
-    the changed fields, HDEL of the deleted ones, PEXPIRE). The client's connection pool is
-    shared by every request. Redis >= 5.
 
-    Example:
-        ::
+class _Script(Generic[_ClientT]):
+    """A Lua script run with EVALSHA, or EVAL when the server has lost it from its cache.
 
-            store = RedisStore("redis://127.0.0.1:6379/0", socket_timeout=0.5)
-            app = tornado.web.Application(handlers, cookie_secret=SECRET, session={"store": store})
+    Unlike redis-py's `register_script`, whose fallback is SCRIPT LOAD (which a cluster client
+    sends to every master, so that one master that does not answer would fail the loads of
+    sessions on the others), the fallback only talks to the server of the key, and caches the
+    script there for the next EVALSHA.
     """
 
-    def __init__(
-        self,
-        url_or_client: str | aioredis.Redis,
-        prefix: str = "session:",
-        **client_options: Any,
-    ) -> None:
-        """A store on one Redis server.
+    def __init__(self, client: _ClientT, script: str) -> None:
+        self._client: _ClientT = client
+        self._script = script
+        self._sha = hashlib.sha1(script.encode()).hexdigest()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._client.eval(self._script, len(keys), *keys, *args)
+
+
+class _RedisHashStore(Generic[_ClientT]):
+    """Sessions as Redis hashes, on a redis-py asyncio client: what the Redis stores share.
+
+    One hash per session at ``{prefix}{sid}``; see `RedisStore` for the layout and the cost of
+    each operation. Subclasses make the client.
+    """
+
+    def __init__(self, client: _ClientT, prefix: str) -> None:
+        """A store on `client`.
 
         Args:
-            url_or_client: A ``redis://`` (or ``rediss://``, ``unix://``) URL, or a
-                `redis.asyncio.Redis` client to use as it is.
+            client: The redis-py asyncio client, used as it is.
             prefix: Prefix of the keys of session records.
-            **client_options: With a URL, options of `redis.asyncio.Redis.from_url`. This store
-                sets ``socket_timeout=1.0`` and ``socket_connect_timeout=1.0`` (seconds: how long
-                a request waits for a server that does not answer before it gets its 503) and
-                ``retry`` (one immediate retry) unless given here.
-
-        Raises:
-            TypeError: `client_options` given with a client.
         """
-        if isinstance(url_or_client, str):
-            options = {**_CLIENT_DEFAULTS, **client_options}
-            options.setdefault("retry", _default_retry())
-            self._client: aioredis.Redis = aioredis.Redis.from_url(url_or_client, **options)
-        else:
-            if client_options:
-                raise TypeError("client options go with a URL, not with a client")
-            self._client = url_or_client
+        self._client: _ClientT = client
         self._prefix = prefix
-        self._load = self._client.register_script(_LOAD_SCRIPT)
+        self._load: _Script[_ClientT] = _Script(client, _LOAD_SCRIPT)
 
     def __repr__(self) -> str:
-        return f"<RedisStore {self._client!r} prefix={self._prefix!r}>"
+        return f"<{type(self).__name__} {self._client!r} prefix={self._prefix!r}>"
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> _ClientT:
         """The redis-py client (and with it, its connection pool)."""
         return self._client
 
@@ -138,7 +156,8 @@ class RedisStore:
         """See `SessionStore.load`."""
         try:
             flat = await self._load(
-                keys=[self._prefix + sid], args=[CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD]
+                keys=[self._prefix + sid],
+                args=[CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD, TOMBSTONE_FIELD],
             )
         except _FAILURES as exc:
             raise StoreError(f"redis load failed: {exc}") from exc
@@ -184,3 +203,48 @@ class RedisStore:
         """Closes the client's connections (of a client made from a URL, or the one given)."""
         close = getattr(self._client, "aclose", None) or self._client.close
         await close()
+
+
+class RedisStore(_RedisHashStore[aioredis.Redis]):
+    """Sessions in Redis: one hash per session at ``{prefix}{sid}``.
+
+    Each field holds one session key's value as JSON text, next to the reserved metadata fields
+    (see `ringsession.stores.base`). A load is one round trip (a script that reads the hash,
+    checks the absolute timeout and restarts the idle timer); a save is one MULTI/EXEC (HSET of
+    the changed fields, HDEL of the deleted ones, PEXPIRE). The client's connection pool is
+    shared by every request. Redis >= 5.
+
+    Example:
+        ::
+
+            store = RedisStore("redis://127.0.0.1:6379/0", socket_timeout=0.5)
+            app = tornado.web.Application(handlers, cookie_secret=SECRET, session={"store": store})
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        prefix: str = "session:",
+        **client_options: Any,
+    ) -> None:
+        """A store on one Redis server.
+
+        Args:
+            url_or_client: A ``redis://`` (or ``rediss://``, ``unix://``) URL, or a
+                `redis.asyncio.Redis` client to use as it is.
+            prefix: Prefix of the keys of session records.
+            **client_options: With a URL, options of `redis.asyncio.Redis.from_url`. This store
+                sets ``socket_timeout=1.0`` and ``socket_connect_timeout=1.0`` (seconds: how long
+                a request waits for a server that does not answer before it gets its 503) and
+                ``retry`` (one immediate retry) unless given here.
+
+        Raises:
+            TypeError: `client_options` given with a client.
+        """
+        if isinstance(url_or_client, str):
+            client = aioredis.Redis.from_url(url_or_client, **_client_options(client_options))
+        else:
+            if client_options:
+                raise TypeError("client options go with a URL, not with a client")
+            client = url_or_client
+        super().__init__(client, prefix)
