@@ -105,11 +105,15 @@ format:
 .PHONY: bench ## criterion benches of the core, then the Python and Node peer comparisons
 bench:
 	cargo bench -p ringsession-benches
-	$(MAKE) bench-python bench-js
+	$(MAKE) bench-python bench-js bench-load
 
 .PHONY: bench-python ## Python HashRing and sessions against uhashring, hashring and a plain handler
 bench-python: build-python
 	$(PY) benches/python/bench.py
+
+.PHONY: bench-load ## demo app on 3 Redis shards: 1000 sessions, 50 in flight, one shard stopped 3 s, a 4th added + rebalance
+bench-load: build-python
+	$(PY) benches/python/load.py
 
 .PHONY: bench-js ## wasm HashRing against npm hashring
 bench-js: build-wasm
