@@ -25,6 +25,7 @@ from conftest import COOKIE_SECRET, RedisServer
 from session_app import Spy, make_app
 
 from ringsession import BaseHandler, MemoryStore, RedisStore, Session, SessionStore
+from ringsession.mixin import session_tag
 from ringsession.session import new_session_id
 
 # ---- a raw HTTP/1.1 client ----------------------------------------------------------------------
@@ -358,7 +359,19 @@ async def test_bad_key_or_value_in_a_handler_is_a_500_that_saves_nothing(
 
 
 @pytest.mark.parametrize(
-    "corrupt", [b"{not json", b"", b"\xff\xfe", b"[1, 2", b'"unterminated', b"user"]
+    "corrupt",
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe",
+        b"[1, 2",
+        b'"unterminated',
+        b"user",
+        # Python's json reads these by default; they are not JSON.
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+    ],
 )
 async def test_corrupt_json_in_redis_fails_that_session_only(
     serve: Any, redis_node: RedisServer, caplog: pytest.LogCaptureFixture, corrupt: bytes
@@ -376,8 +389,9 @@ async def test_corrupt_json_in_redis_fails_that_session_only(
             response = await raw_get(served.url, "/read", b"session_id=" + signed(bad_sid))
             assert 500 <= response.status < 600
             assert bad_sid.encode() not in response.body
-            # Logged as an error, never naming the session id.
-            assert [r for r in caplog.records if r.levelno >= logging.ERROR]
+            # Logged as an error that names the session by its hash, never by its id.
+            errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+            assert session_tag(bad_sid) in "".join(r.getMessage() for r in errors)
             logged = caplog.text + "".join(
                 str(r.args) + str(r.exc_info and r.exc_info[1]) for r in caplog.records
             )

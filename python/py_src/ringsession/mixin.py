@@ -59,6 +59,7 @@ import datetime
 import functools
 import hashlib
 import logging
+import re
 import secrets
 import time
 import types
@@ -71,7 +72,7 @@ from tornado.httputil import parse_cookie
 from tornado.web import HTTPError, RequestHandler, decode_signed_value
 
 from .session import Session, is_session_id
-from .stores.base import SessionStore, StoreError, ttl_for
+from .stores.base import CorruptRecord, SessionStore, StoreError, ttl_for
 from .stores.memory import MemoryStore
 
 __all__ = ["BaseHandler", "SessionMixin"]
@@ -225,6 +226,30 @@ def _verified_id(secret: Any, name: str, raw: str, max_age_days: float) -> str |
     return sid
 
 
+# The names that http.cookies (and so RequestHandler.set_cookie) accepts for a cookie.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~:]+")
+
+
+def _cookie_pattern(name: str) -> re.Pattern[str]:
+    """Finds the cookie `name` in a Cookie header as `parse_cookie` does: a chunk between
+    semicolons whose text before its first "=" is `name` within whitespace (``\\s`` is what
+    `str.strip` removes); group 1 is the rest of the chunk."""
+    return re.compile(r"(?:^|;)\s*" + re.escape(name) + r"\s*=([^;]*)")
+
+
+def _cookie_value(header: str, pattern: re.Pattern[str], name: str) -> str | None:
+    """``parse_cookie(header).get(name)``, without parsing the other cookies of the header."""
+    found = pattern.findall(header)
+    if not found:
+        return None
+    value: str = found[-1].strip()  # the last one wins, as in parse_cookie's dict
+    if len(value) >= 2 and value[0] == '"' == value[-1]:
+        if "\\" in value:  # escapes: let Tornado's own unquoting handle them
+            return parse_cookie(header).get(name)
+        value = value[1:-1]
+    return value
+
+
 def _config(settings: Mapping[str, Any], store: SessionStore) -> _Config:
     """The checked settings; parsed once per settings object and store (the last few kept)."""
     key = (id(settings), id(store))
@@ -245,6 +270,7 @@ class _Config:
 
     store: SessionStore
     cookie_name: str
+    cookie_pattern: re.Pattern[str]
     idle_ms: int
     absolute_ms: int | None
     cookie_options: Mapping[str, Any]
@@ -268,11 +294,15 @@ class _Config:
                 f"session setting 'on_store_error' is '503' or 'fresh', not {on_error!r}"
             )
         cookie_name = settings.get("cookie_name", "session_id")
-        if not isinstance(cookie_name, str) or not cookie_name:
-            raise ValueError("session setting 'cookie_name' must be a non-empty str")
+        if not isinstance(cookie_name, str) or not _COOKIE_NAME.fullmatch(cookie_name):
+            raise ValueError(
+                "session setting 'cookie_name' must be a non-empty str of the characters "
+                f"allowed in cookie names, not {cookie_name!r}"
+            )
         return cls(
             store=store,
             cookie_name=cookie_name,
+            cookie_pattern=_cookie_pattern(cookie_name),
             idle_ms=max(1, round(idle * 1000)),
             absolute_ms=None if absolute is None else max(1, round(absolute * 1000)),
             cookie_options=dict(settings.get("cookie_options") or {}),
@@ -316,17 +346,18 @@ class SessionMixin:
         Override it to configure sessions per handler. The settings are read once per settings
         object (and store): return the same dict each time, and change it only before use.
         """
-        handler = cast(RequestHandler, self)
-        settings = handler.settings.get(self._SESSION_SETTINGS_KEY)
-        return cast("Mapping[str, Any]", settings) if settings is not None else _NO_SETTINGS
+        settings: Mapping[str, Any] | None = cast(RequestHandler, self).application.settings.get(
+            self._SESSION_SETTINGS_KEY
+        )
+        return settings if settings is not None else _NO_SETTINGS
 
     def get_session_store(self) -> SessionStore:
         """The store of this request's session; by default the ``store`` setting.
 
         Without one, every application of the process shares one `MemoryStore`.
         """
-        store = self.get_session_settings().get("store")
-        return cast(SessionStore, store) if store is not None else _process_store()
+        store: SessionStore | None = self.get_session_settings().get("store")
+        return store if store is not None else _process_store()
 
     # ---- the session ----------------------------------------------------------------------------
 
@@ -367,6 +398,10 @@ class SessionMixin:
         if sid is not None:
             try:
                 record = await config.store.load(sid)
+            except CorruptRecord as exc:
+                # Not the store's fault and not the client's: this one session is unusable.
+                logger.error("session %s: %s", session_tag(sid), exc)
+                raise HTTPError(500, "session record is corrupt") from None
             except StoreError as exc:
                 logger.warning("session %s: load failed: %s", session_tag(sid), exc)
                 if not config.fresh_on_store_error:
@@ -386,9 +421,9 @@ class SessionMixin:
         header = cast(RequestHandler, self).request.headers.get("Cookie")
         if header is None or config.cookie_name not in header:
             return None
-        # request.cookies would build an http.cookies.SimpleCookie, which costs more than the
-        # whole session load; parse_cookie is what it parses the header with.
-        raw = parse_cookie(header).get(config.cookie_name)
+        # request.cookies would build an http.cookies.SimpleCookie, and even parse_cookie (what it
+        # parses the header with) costs more than the whole session load: read only our cookie.
+        raw = _cookie_value(header, config.cookie_pattern, config.cookie_name)
         if raw is None:
             return None
         sid = _verified_id(secret, config.cookie_name, raw, config.cookie_max_age_days)
@@ -433,16 +468,16 @@ class SessionMixin:
     # that fails turns the response into a 503 (store errors) or a 500.
 
     def _session_must_commit(self) -> bool:
+        """Whether the response waits for a save (or for the error page of a failed one)."""
         session = self._session_obj
-        if session is None or cast(RequestHandler, self).get_status() >= 500:
+        if session is None:
             return False
         task = self._session_commit_task
         return (
-            session.modified
-            or session._want_clear_cookie
+            session._unsaved()
             or self._session_error is not None
             or (task is not None and not task.done())
-        )
+        ) and cast(RequestHandler, self).get_status() < 500
 
     async def _session_commit(self) -> None:
         """Carries out one save of the session: store calls, then the cookie."""
@@ -483,7 +518,7 @@ class SessionMixin:
                 raise self._session_error
             task = self._session_commit_task
             if task is None or task.done():
-                if not (session.modified or session._want_clear_cookie):
+                if not session._unsaved():
                     return
                 finished, task = _start(self._session_commit())
                 if finished:
@@ -514,12 +549,17 @@ class SessionMixin:
             if self._session_commit_task is None and self._session_error is None:
                 # The usual case, no flush() before: one save, with no task to share.
                 await self._session_commit()
-            await self._session_sync()
+                if cast(Session, self._session_obj)._unsaved():  # changed while it saved
+                    await self._session_sync()
+            else:
+                await self._session_sync()
         except Exception as exc:
             self._session_finishing = None
             self._session_fail(exc)
             return None
         self._session_finishing = None
+        if not self._session_headers_sent:
+            self._session_seal()
         return cast("Future[None]", super().finish())  # type: ignore[misc]
 
     async def _session_save_then_flush(self, include_footers: bool) -> Future[None]:
@@ -543,10 +583,14 @@ class SessionMixin:
                 result: Future[None] = Future()
                 value.add_done_callback(functools.partial(_resolve, result, False))
                 return result
-            self._session_headers_sent = True
-            if self._session_accessed:
-                cast(RequestHandler, self).add_header("Vary", "Cookie")
+            self._session_seal()
         return cast("Future[None]", super().flush(include_footers))  # type: ignore[misc]
+
+    def _session_seal(self) -> None:
+        """Called once the session is saved and the response headers are about to be sent."""
+        self._session_headers_sent = True
+        if self._session_accessed:
+            cast(RequestHandler, self).add_header("Vary", "Cookie")
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Saves the session first if it changed, then finishes (see `RequestHandler.finish`).
@@ -559,6 +603,9 @@ class SessionMixin:
                 raise RuntimeError("finish() called twice")
             return pending
         if not self._session_must_commit():
+            # Nothing to save, so the flush() that finish() makes has nothing to check either.
+            if not self._session_headers_sent:
+                self._session_seal()
             return cast("Future[None]", super().finish(chunk))  # type: ignore[misc]
         if chunk is not None:
             cast(RequestHandler, self).write(chunk)

@@ -11,7 +11,7 @@ import math
 import re
 import secrets
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Union
+from typing import Any, TypeVar, Union, overload
 
 from .stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX
 
@@ -19,6 +19,8 @@ __all__ = ["JSON", "Session", "is_session_id", "new_session_id"]
 
 JSON = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
 """A JSON value: what a session can hold."""
+
+_T = TypeVar("_T")
 
 # 32 random bytes in url-safe base64 without padding are 43 characters, and the last one carries
 # only 2 bits (its low 4 bits are zero), so it is one of 16 characters. Anything else was not made
@@ -166,6 +168,17 @@ class Session(MutableMapping[str, JSON]):
     def __getitem__(self, key: str) -> JSON:
         return self._data[key]
 
+    @overload
+    def get(self, key: str, /) -> JSON | None: ...
+
+    @overload
+    def get(self, key: str, /, default: JSON | _T) -> JSON | _T: ...
+
+    def get(self, key: str, /, default: Any = None) -> Any:
+        """The value of `key`, or `default` if the session does not have it."""
+        # Mapping.get would go through __getitem__ and catch a KeyError: this is one dict call.
+        return self._data.get(key, default)
+
     def __setitem__(self, key: str, value: JSON) -> None:
         _check_json(_check_key(key), value)
         self._data[key] = value
@@ -215,6 +228,13 @@ class Session(MutableMapping[str, JSON]):
     def modified(self) -> bool:
         """Whether saving the session would change anything in the store."""
         return bool(self._changed or self._deleted or self._doomed or self._must_write)
+
+    def _unsaved(self) -> bool:
+        """Whether persisting the session would do anything: store calls or a cookie change."""
+        return (
+            bool(self._changed or self._deleted or self._doomed or self._must_write)
+            or self._want_clear_cookie
+        )
 
     @property
     def created(self) -> float | None:

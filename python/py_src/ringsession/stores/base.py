@@ -17,6 +17,7 @@ with a delete) and a store reports it as absent too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,8 +26,10 @@ __all__ = [
     "DEADLINE_FIELD",
     "IDLE_FIELD",
     "RESERVED_PREFIX",
+    "CorruptRecord",
     "SessionStore",
     "StoreError",
+    "decode_field",
     "ttl_for",
 ]
 
@@ -50,6 +53,34 @@ class StoreError(Exception):
     server errors. `SessionMixin` answers such a request with a 503, or with a fresh session when
     the `session` setting says `on_store_error="fresh"`.
     """
+
+
+class CorruptRecord(StoreError):
+    """A session record in the store holds a field that is not valid JSON.
+
+    That one session fails (`SessionMixin` logs an error naming the session by its hash and
+    answers 500); the record is left as it is for inspection, and other sessions are unaffected.
+    """
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's json reads NaN and Infinity by default; a record holding them is as corrupt as any.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def decode_field(name: str, raw: str | bytes) -> Any:
+    """The JSON value of a stored field.
+
+    Raises:
+        CorruptRecord: The field does not hold strict JSON (NaN and Infinity included).
+    """
+    try:
+        return _decode(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError as exc:
+        raise CorruptRecord(f"field {name!r} does not hold JSON: {exc}") from None
 
 
 @runtime_checkable

@@ -91,6 +91,10 @@ class MemoryStore:
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
         ttl_ms = max(1, round(ttl * 1000))
+        # json would write a non-str key as a string, silently: refuse it instead.
+        for key in changed:
+            if not isinstance(key, str):
+                raise TypeError(f"session keys are str, not {type(key).__name__}")
         now = time.time_ns() // 1_000_000
         with self._lock:
             raw = self._map.get(sid, now)

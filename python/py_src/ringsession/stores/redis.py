@@ -20,7 +20,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX, StoreError
+from .base import (
+    CREATED_FIELD,
+    DEADLINE_FIELD,
+    IDLE_FIELD,
+    RESERVED_PREFIX,
+    StoreError,
+    decode_field,
+)
 
 __all__ = ["TOMBSTONE_FIELD", "RedisStore"]
 
@@ -163,10 +170,8 @@ class _RedisHashStore(Generic[_ClientT]):
             raise StoreError(f"redis load failed: {exc}") from exc
         if not flat:
             return None
-        return {
-            (f.decode() if isinstance(f, bytes) else f): json.loads(v)
-            for f, v in zip(flat[::2], flat[1::2])
-        }
+        fields = (f.decode() if isinstance(f, bytes) else f for f in flat[::2])
+        return {name: decode_field(name, raw) for name, raw in zip(fields, flat[1::2])}
 
     async def save(
         self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
