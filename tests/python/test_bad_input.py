@@ -84,6 +84,11 @@ def signed(value: str | bytes, secret: str = COOKIE_SECRET) -> bytes:
     return tornado.web.create_signed_value(secret, "session_id", value)
 
 
+def flip_last(value: bytes) -> bytes:
+    """`value` with its last character (a hex digit of the signature) changed."""
+    return value[:-1] + (b"1" if value.endswith(b"0") else b"0")
+
+
 def signed_v2_raw_payload(payload: str, secret: str = COOKIE_SECRET) -> bytes:
     """A version 2 signed value whose value field is `payload` as it is (not base64), with a
     valid signature: what only someone with the secret could make."""
@@ -136,7 +141,7 @@ MALFORMED: dict[str, bytes] = {
     "not-base64-signed": b"session_id=" + signed_v2_raw_payload("!!not*base64!!"),
     "raw-id-unsigned": b"session_id=" + _FORMED_ID.encode(),
     "wrong-secret": b"session_id=" + signed(_FORMED_ID, "some other secret"),
-    "bad-signature": b"session_id=" + signed(_FORMED_ID)[:-1] + b"0",
+    "bad-signature": b"session_id=" + flip_last(signed(_FORMED_ID)),
     "version-1-signature": b"session_id="
     + tornado.web.create_signed_value(COOKIE_SECRET, "session_id", _FORMED_ID, version=1),
     "wrong-cookie-name-signature": b"session_id="
