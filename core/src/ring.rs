@@ -277,13 +277,24 @@ impl<P: Point> Continuum<P> {
         }
     }
 
-    /// Index of the first point >= `target`.
-    fn lower_bound(&self, target: P) -> usize {
-        let b = if self.shift == 32 {
+    /// The bucket of position `h`.
+    fn bucket(&self, h: P::Pos) -> usize {
+        if self.shift == 32 {
             0
         } else {
-            (P::top(target.pos()) >> self.shift) as usize
-        };
+            (P::top(h) >> self.shift) as usize
+        }
+    }
+
+    /// A word of the first point of `h`'s bucket, read only to bring it into the cache.
+    fn touch(&self, h: P::Pos) -> u64 {
+        let i = self.buckets[self.bucket(h)] as usize;
+        self.points.get(i).map_or(0, |p| u64::from(p.node()))
+    }
+
+    /// Index of the first point >= `target`.
+    fn lower_bound(&self, target: P) -> usize {
+        let b = self.bucket(target.pos());
         let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
         // A bucket holds about 8 points: counting them all without branches beats a binary
         // search's unpredictable branches.
@@ -567,7 +578,15 @@ impl HashRing {
     fn flush(&self, batch: &[&[u8]], at: &[usize], out: &mut [Option<usize>]) {
         match hash::md5_lanes(batch) {
             Some(digests) => {
-                for (&i, &w) in at.iter().zip(digests.iter()) {
+                // Touch every key's bucket first, so that the cache misses of all the lanes are
+                // under way together before the searches need them.
+                let digests = &digests[..at.len()];
+                let mut touched = 0u64;
+                for &w in digests {
+                    touched ^= self.touch(w);
+                }
+                core::hint::black_box(touched);
+                for (&i, &w) in at.iter().zip(digests) {
                     out[i] = self.owner_of(w);
                 }
             }
@@ -673,6 +692,14 @@ impl HashRing {
             Table::Wide(c) => c
                 .owner(Wide::key_pos(w), self.rule())
                 .map(|i| c.points[i].node() as usize),
+        }
+    }
+
+    /// Reads the first point of the bucket of the key with digest `w` (see `flush`).
+    fn touch(&self, w: Words) -> u64 {
+        match &self.table {
+            Table::Narrow(c) => c.touch(u64::key_pos(w)),
+            Table::Wide(c) => c.touch(Wide::key_pos(w)),
         }
     }
 
