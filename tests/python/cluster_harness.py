@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-import redis
-from conftest import RedisServer
+from conftest import RedisServer, _start_redis
 from redis.crc import key_slot
 
 CLUSTER_SIZE = 3
@@ -49,44 +48,17 @@ def _free_cluster_port() -> int:
 
 
 def _start_node(exe: str, workdir: str) -> RedisServer:
-    for _ in range(20):
-        port = _free_cluster_port()
-        process = subprocess.Popen(
-            [
-                exe,
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                os.path.join(workdir, f"nodes-{port}.conf"),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        server = RedisServer(port, process)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if redis.Redis(port=port, socket_timeout=1).ping():
-                    return server
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        process.kill()
-        process.wait()
-    raise RuntimeError("could not start a cluster-enabled redis-server")
+    return _start_redis(
+        exe,
+        workdir,
+        extra_args=lambda port: [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            os.path.join(workdir, f"nodes-{port}.conf"),
+        ],
+        pick_port=_free_cluster_port,
+    )
 
 
 @dataclass

@@ -87,12 +87,20 @@ class RedisServer:
             os.kill(self.process.pid, signal.SIGCONT)
 
 
-def _start_redis(exe: str, workdir: str) -> RedisServer:
+def _start_redis(
+    exe: str,
+    workdir: str,
+    extra_args: Callable[[int], list[str]] = lambda port: [],
+    pick_port: Callable[[], int] = _free_port,
+) -> RedisServer:
+    """A redis-server on a free loopback port, answering PING; `extra_args(port)` are added
+    to its command line (the cluster harness passes its cluster options)."""
     for _ in range(20):
-        port = _free_port()
+        port = pick_port()
         process = subprocess.Popen(
             [
                 exe,
+                *extra_args(port),
                 "--port",
                 str(port),
                 "--bind",
