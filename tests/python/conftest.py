@@ -3,7 +3,10 @@
 The session-scoped `redis_servers` fixture starts three ``redis-server`` processes on free loopback
 ports (never 6379), without persistence, and kills them when the run ends. Each test that takes
 `redis_nodes` gets them empty, with their command statistics reset. There is no mock: a test that
-needs Redis talks to a real server.
+needs Redis talks to a real server. `redis_server_group` starts such servers outside a fixture too
+(load_scenario.py). `store` is each store of the package in turn (the store contract tests);
+`stores` makes `ShardedRedisStore`s over them (the shard-set change tests);
+`demo_store` is the demo app's store, on memory and on sharded Redis (the demo tests).
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.testing
 import tornado.web
+
+from ringsession import (
+    MemoryStore,
+    RedisClusterStore,
+    RedisStore,
+    SessionStore,
+    ShardedRedisStore,
+    ShardedStore,
+)
 
 REDIS_COUNT = 3
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"
@@ -132,6 +144,24 @@ def _start_redis(
     raise RuntimeError("could not start redis-server")
 
 
+@contextlib.contextmanager
+def redis_server_group(exe: str, count: int, prefix: str) -> Iterator[list[RedisServer]]:
+    """`count` redis-servers (see `_start_redis`) sharing a temporary directory whose name starts
+    with `prefix`; on exit each is killed (after a SIGCONT, in case a test left it stopped)."""
+    servers: list[RedisServer] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        try:
+            for _ in range(count):
+                servers.append(_start_redis(exe, workdir))
+            yield servers
+        finally:
+            for server in servers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(server.process.pid, signal.SIGCONT)
+                server.process.kill()
+                server.process.wait()
+
+
 @pytest.fixture(scope="session")
 def redis_servers() -> Iterator[list[RedisServer]]:
     """Three real redis-server processes for the whole test run."""
@@ -142,18 +172,8 @@ def redis_servers() -> Iterator[list[RedisServer]]:
             "(apt-get install redis-server)",
             pytrace=False,
         )
-    servers: list[RedisServer] = []
-    with tempfile.TemporaryDirectory(prefix="ringsession-redis-") as workdir:
-        try:
-            for _ in range(REDIS_COUNT):
-                servers.append(_start_redis(exe, workdir))
-            yield servers
-        finally:
-            for server in servers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(server.process.pid, signal.SIGCONT)
-                server.process.kill()
-                server.process.wait()
+    with redis_server_group(exe, REDIS_COUNT, "ringsession-redis-") as servers:
+        yield servers
 
 
 @pytest.fixture
@@ -168,6 +188,66 @@ def redis_nodes(redis_servers: list[RedisServer]) -> list[RedisServer]:
 def redis_node(redis_nodes: list[RedisServer]) -> RedisServer:
     """The first server, emptied."""
     return redis_nodes[0]
+
+
+@pytest.fixture
+async def stores(
+    redis_nodes: list[RedisServer],
+) -> AsyncIterator[Callable[..., ShardedRedisStore]]:
+    """Makes `ShardedRedisStore`s over the emptied servers; closes them at the end."""
+    made: list[ShardedRedisStore] = []
+
+    def make(urls: Any, previous_nodes: Any = None) -> ShardedRedisStore:
+        store = ShardedRedisStore(urls, previous_nodes=previous_nodes)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+@pytest.fixture(params=["memory", "sharded-memory", "redis", "sharded-redis", "redis-cluster"])
+async def store(
+    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
+) -> AsyncIterator[SessionStore]:
+    """Each store of the package in turn, empty: the store contract tests run on all of them."""
+    kind = request.param
+    if kind == "memory":
+        yield MemoryStore()
+    elif kind == "sharded-memory":
+        yield ShardedStore({"a": MemoryStore(), "b": MemoryStore()}, weights={"a": 2})
+    elif kind == "redis-cluster":
+        cluster_store = RedisClusterStore(request.getfixturevalue("cluster_nodes").url)
+        yield cluster_store
+        await cluster_store.close()
+    else:
+        for server in redis_servers:
+            server.reset()
+        if kind == "redis":
+            redis_store = RedisStore(redis_servers[0].url)
+            yield redis_store
+            await redis_store.close()
+        else:
+            sharded = ShardedRedisStore([s.url for s in redis_servers])
+            yield sharded
+            await sharded.close()
+
+
+@pytest.fixture(params=["memory", "sharded-redis"])
+async def demo_store(
+    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
+) -> AsyncIterator[SessionStore]:
+    """The demo app's two stores: a `MemoryStore`, and a `ShardedRedisStore` on the three emptied
+    servers."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    for server in redis_servers:
+        server.reset()
+    store = ShardedRedisStore([s.url for s in redis_servers])
+    yield store
+    await store.close()
 
 
 class Client:

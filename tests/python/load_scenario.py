@@ -4,8 +4,8 @@ Shared by `test_load.py` (bounded) and ``benches/python/load.py`` (``make bench`
 
 What runs:
 
-* four real ``redis-server`` processes on free loopback ports (`conftest._start_redis`); the app
-  starts on the first three, the fourth joins later;
+* four real ``redis-server`` processes on free loopback ports (`conftest.redis_server_group`);
+  the app starts on the first three, the fourth joins later;
 * the demo app (`ringsession.demo.make_app`, XSRF on, its own cookie secret) on a
   `ShardedRedisStore` with small socket time-outs, served by **a subprocess** (this file run as a
   script: ``python load_scenario.py serve ...``), so that the client and the server do not share
@@ -46,15 +46,17 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+if TYPE_CHECKING:
+    from conftest import RedisServer
 
 USER = "demo"
 ADMIN_PATH = "/_load/ring"
@@ -304,25 +306,15 @@ def _phase_line(name: str, results: list[Result], seconds: float) -> str:
     )
 
 
-@contextlib.contextmanager
-def _redis_servers(count: int) -> Iterator[list[Any]]:
-    from conftest import _start_redis
+def _redis_servers(count: int) -> contextlib.AbstractContextManager[list[RedisServer]]:
+    """`count` redis-servers from conftest's `redis_server_group` (imported here, not at the top:
+    the app server subprocess does without it)."""
+    from conftest import redis_server_group
 
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    servers: list[Any] = []
-    with tempfile.TemporaryDirectory(prefix="ringsession-load-") as workdir:
-        try:
-            for _ in range(count):
-                servers.append(_start_redis(exe, workdir))
-            yield servers
-        finally:
-            for server in servers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(server.process.pid, signal.SIGCONT)
-                server.process.kill()
-                server.process.wait()
+    return redis_server_group(exe, count, "ringsession-load-")
 
 
 @contextlib.asynccontextmanager

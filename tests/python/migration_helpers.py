@@ -1,16 +1,20 @@
-"""What the tests of shard-set changes share: deterministic session ids and records, placement."""
+"""What the tests of shard-set changes share: deterministic session ids and records, the stores
+before and after a node is added, placement.
+
+The `stores` fixture that makes the stores is in conftest.py.
+"""
 
 from __future__ import annotations
 
 import base64
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from conftest import RedisServer
 
-from ringsession import HashRing
+from ringsession import HashRing, ShardedRedisStore
 from ringsession.stores.base import CREATED_FIELD, IDLE_FIELD
 from ringsession.stores.redis import TOMBSTONE_FIELD
 
@@ -33,6 +37,15 @@ def record(i: int, idle_s: float = IDLE_S, **fields: Any) -> dict[str, Any]:
         "n": i,
         **fields,
     }
+
+
+def grown(
+    stores: Callable[..., ShardedRedisStore], servers: list[RedisServer]
+) -> tuple[ShardedRedisStore, ShardedRedisStore]:
+    """The store on the first two servers, and the store on all of them that has those two as
+    ``previous_nodes`` (a node added), made by the `stores` fixture."""
+    urls = [s.url for s in servers]
+    return stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
 
 
 def holders(servers: Iterable[RedisServer], sid: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -11,44 +10,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from conftest import COOKIE_SECRET, Client, RedisServer
+from conftest import COOKIE_SECRET, RedisServer
+from demo_helpers import PASSWORD, login, xsrf_field
 from session_app import Spy
 
-from ringsession import HashRing, MemoryStore, SessionStore, ShardedRedisStore
+from ringsession import HashRing, SessionStore, ShardedRedisStore
 from ringsession.demo import make_app
-
-PASSWORD = "correct horse"
-
-
-def xsrf_field(html: bytes) -> str:
-    match = re.search(rb'name="_xsrf" value="([^"]+)"', html)
-    assert match, "the form has no _xsrf field"
-    return match.group(1).decode()
-
-
-async def login(client: Client, name: str = "demo", pwd: str = PASSWORD) -> Any:
-    form = await client.fetch("/login")
-    assert form.code == 200
-    body = urllib.parse.urlencode({"name": name, "pwd": pwd, "_xsrf": xsrf_field(form.body)})
-    return await client.fetch("/login", method="POST", body=body)
-
-
-@pytest.fixture(params=["memory", "sharded-redis"])
-async def demo_store(
-    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
-) -> AsyncIterator[SessionStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    for server in redis_servers:
-        server.reset()
-    store = ShardedRedisStore([s.url for s in redis_servers])
-    yield store
-    await store.close()
 
 
 async def test_login_visit_logout_flow(serve: Any, demo_store: SessionStore) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
 from conftest import Client, RedisServer
-from migration_helpers import IDLE_S, PREFIX, holders, owner_changed, record, session_ids
+from migration_helpers import IDLE_S, PREFIX, grown, holders, owner_changed, record, session_ids
 from session_app import make_app
 
 from ringsession import HashRing, ShardedRedisStore, ShardedStore, StoreError
@@ -22,23 +22,6 @@ from ringsession.stores import _migrate
 from ringsession.stores.redis import TOMBSTONE_FIELD
 
 N = 45
-
-
-@pytest.fixture
-async def stores(
-    redis_nodes: list[RedisServer],
-) -> AsyncIterator[Callable[..., ShardedRedisStore]]:
-    """Makes `ShardedRedisStore`s over the test servers; closes them at the end."""
-    made: list[ShardedRedisStore] = []
-
-    def make(urls: Any, previous_nodes: Any = None) -> ShardedRedisStore:
-        store = ShardedRedisStore(urls, previous_nodes=previous_nodes)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        await store.close()
 
 
 async def write(store: Any, sids: list[str]) -> dict[str, dict[str, Any]]:
@@ -84,8 +67,7 @@ async def test_every_session_is_found_and_moved_to_its_new_owner(
 async def test_saves_go_to_the_new_owner(
     redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sids = session_ids(N, seed=6)
     moving = sorted(owner_changed(old.ring, new.ring, sids))
     await write(old, moving[:1])
@@ -106,8 +88,7 @@ async def test_saves_go_to_the_new_owner(
 async def test_a_session_on_the_new_owner_wins_over_the_old_copy(
     redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1, user="stale"), set(), IDLE_S)
     await new.redis_for(sid).save(sid, record(1, user="current"), set(), IDLE_S)
@@ -127,8 +108,7 @@ async def test_a_change_saved_on_the_new_owner_before_the_move_is_completed_not_
 ) -> None:
     # A record without a creation time on the new owner (a change saved there before the session
     # arrived) is completed by the move, its own fields winning.
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1, colour="red"), set(), IDLE_S)
     await new.redis_for(sid).save(sid, {"colour": "blue"}, set(), IDLE_S)
@@ -143,8 +123,7 @@ async def test_a_change_saved_on_the_new_owner_before_the_move_is_completed_not_
 async def test_concurrent_loads_move_a_session_once(
     redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     moving = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[:5]
     records = await write(old, moving)
     loads = [new.load(sid) for sid in moving for _ in range(8)]
@@ -182,8 +161,7 @@ async def test_a_write_on_the_old_owner_during_a_move_is_not_lost(
     monkeypatch: pytest.MonkeyPatch,
     step: str,
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1, cart=["book"]), set(), IDLE_S)
 
@@ -205,8 +183,7 @@ async def test_a_source_that_keeps_changing_gives_a_store_error(
     stores: Callable[..., ShardedRedisStore],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1), set(), IDLE_S)
     original = _migrate._compare_and_delete
@@ -233,8 +210,7 @@ async def test_a_source_that_keeps_changing_gives_a_store_error(
 async def test_a_delete_removes_the_session_from_both_owners(
     redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     only_old, on_both = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[:2]
     await old.save(only_old, record(1), set(), IDLE_S)
     # Two copies: what a move that crashed between its copy and its delete leaves.
@@ -259,8 +235,7 @@ async def test_a_delete_during_a_move_is_not_undone(
     monkeypatch: pytest.MonkeyPatch,
     step: str,
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1), set(), IDLE_S)
     # Another request logs out while this one is moving the session.
@@ -272,8 +247,7 @@ async def test_a_delete_during_a_move_is_not_undone(
 async def test_the_tombstone_expires(
     redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sid = sorted(owner_changed(old.ring, new.ring, session_ids(N)))[0]
     await old.save(sid, record(1), set(), IDLE_S)
     await new.delete(sid)
@@ -288,8 +262,7 @@ async def test_the_tombstone_expires(
 async def test_logged_in_users_stay_logged_in_across_the_change(
     serve: Any, redis_nodes: list[RedisServer], stores: Callable[..., ShardedRedisStore]
 ) -> None:
-    urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     clients: list[Client] = []
     sids: list[str] = []
     async with serve(make_app(old)) as before:

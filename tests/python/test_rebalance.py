@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from conftest import RedisServer
 from migration_helpers import (
     IDLE_S,
     PREFIX,
+    grown,
     holders,
     owner_changed,
     record,
@@ -25,23 +25,6 @@ from ringsession.__main__ import main
 from ringsession.rebalance import Progress, RebalanceResult, rebalance
 
 N = 90
-
-
-@pytest.fixture
-async def stores(
-    redis_nodes: list[RedisServer],
-) -> AsyncIterator[Callable[..., ShardedRedisStore]]:
-    """Makes `ShardedRedisStore`s over the test servers; closes them at the end."""
-    made: list[ShardedRedisStore] = []
-
-    def make(urls: Any, previous_nodes: Any = None) -> ShardedRedisStore:
-        store = ShardedRedisStore(urls, previous_nodes=previous_nodes)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        await store.close()
 
 
 async def populate(
@@ -192,7 +175,7 @@ async def test_live_traffic_during_a_rebalance_loses_nothing(
     # Requests on the new ring (with previous_nodes) load and change sessions while the command
     # moves them: every change is kept, every session ends on its new owner, counted once.
     urls = [s.url for s in redis_nodes]
-    old, new = stores(urls[:2]), stores(urls, previous_nodes=urls[:2])
+    old, new = grown(stores, redis_nodes)
     sids = session_ids(N)
     await populate(old, sids, redis_nodes)
 

@@ -10,15 +10,13 @@ import json
 import pathlib
 import random
 import re
-import urllib.parse
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import COOKIE_SECRET, RedisServer
-from test_demo import PASSWORD, xsrf_field
+from conftest import COOKIE_SECRET
+from demo_helpers import PASSWORD, login
 
-from ringsession import HashRing, MemoryStore, SessionStore, ShardedRedisStore
+from ringsession import HashRing, SessionStore, ShardedRedisStore
 from ringsession.demo import make_app
 from ringsession.demo.ring import MEMORY_NODE, RING_LINKS, arcs, ring_handlers, stand_in_key
 
@@ -81,25 +79,11 @@ def page_data(body: bytes) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(params=["memory", "sharded-redis"])
-async def ring_store(
-    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
-) -> AsyncIterator[SessionStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    for server in redis_servers:
-        server.reset()
-    store = ShardedRedisStore([s.url for s in redis_servers])
-    yield store
-    await store.close()
-
-
-async def test_ring_page(serve: Any, ring_store: SessionStore) -> None:
+async def test_ring_page(serve: Any, demo_store: SessionStore) -> None:
     app = make_app(
         cookie_secret=COOKIE_SECRET,
         password=PASSWORD,
-        store=ring_store,
+        store=demo_store,
         handlers=ring_handlers(),
         links=RING_LINKS,
     )
@@ -112,11 +96,7 @@ async def test_ring_page(serve: Any, ring_store: SessionStore) -> None:
         assert data["session"] is None
         assert data["arcs"] and data["nodes"]
 
-        form = await client.fetch("/login")
-        body = urllib.parse.urlencode(
-            {"name": "demo", "pwd": PASSWORD, "_xsrf": xsrf_field(form.body)}
-        )
-        assert (await client.fetch("/login", method="POST", body=body)).code == 302
+        assert (await login(client)).code == 302
         sid = client.session_id()
         assert sid is not None
 
@@ -129,10 +109,10 @@ async def test_ring_page(serve: Any, ring_store: SessionStore) -> None:
         data = page_data(page.body)
         session = data["session"]
         nodes = [n["name"] for n in data["nodes"]]
-        if isinstance(ring_store, ShardedRedisStore):
-            ring = ring_store.ring
-            assert session["server"] == ring_store.node_for(sid)
-            assert nodes == list(ring_store.stores)
+        if isinstance(demo_store, ShardedRedisStore):
+            ring = demo_store.ring
+            assert session["server"] == demo_store.node_for(sid)
+            assert nodes == list(demo_store.stores)
         else:
             ring = HashRing({MEMORY_NODE: 1})
             assert session["server"] == MEMORY_NODE

@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from conftest import RedisServer
 from ringsession import (
     HashRing,
     MemoryStore,
-    RedisClusterStore,
     RedisStore,
     SessionStore,
     ShardedRedisStore,
@@ -43,32 +41,6 @@ def meta(idle_ms: int = 60_000, deadline_in_ms: int | None = 3_600_000) -> dict[
     if deadline_in_ms is not None:
         fields[DEADLINE_FIELD] = now_ms() + deadline_in_ms
     return fields
-
-
-@pytest.fixture(params=["memory", "sharded-memory", "redis", "sharded-redis", "redis-cluster"])
-async def store(
-    request: pytest.FixtureRequest, redis_servers: list[RedisServer]
-) -> AsyncIterator[SessionStore]:
-    kind = request.param
-    if kind == "memory":
-        yield MemoryStore()
-    elif kind == "sharded-memory":
-        yield ShardedStore({"a": MemoryStore(), "b": MemoryStore()}, weights={"a": 2})
-    elif kind == "redis-cluster":
-        cluster_store = RedisClusterStore(request.getfixturevalue("cluster_nodes").url)
-        yield cluster_store
-        await cluster_store.close()
-    else:
-        for server in redis_servers:
-            server.reset()
-        if kind == "redis":
-            redis_store = RedisStore(redis_servers[0].url)
-            yield redis_store
-            await redis_store.close()
-        else:
-            sharded = ShardedRedisStore([s.url for s in redis_servers])
-            yield sharded
-            await sharded.close()
 
 
 async def test_protocol_is_implemented(store: SessionStore) -> None:
