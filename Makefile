@@ -90,11 +90,12 @@ test-python: build-python
 test-js: build-wasm
 	bash tests/js/run.sh
 
-.PHONY: lint ## rustfmt --check, clippy -D warnings, ruff
+.PHONY: lint ## rustfmt --check, clippy -D warnings, ruff, mypy --strict
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PY) -m ruff check .
+	$(PY) -m mypy --strict python/py_src/ringsession
 
 .PHONY: format ## format the Rust code
 format:

@@ -1,4 +1,5 @@
-"""Bad input (issue 5): hostile or broken cookies, non-str keys, non-JSON values, corrupt records.
+"""Bad input (issue 5): hostile or broken cookies, non-str keys, non-JSON values, sessions past
+max_bytes, corrupt records.
 
 Every request here goes over a raw socket, so that the Cookie header carries exactly the bytes
 the test chose (an HTTP client would refuse or re-encode some of them).
@@ -24,9 +25,9 @@ import tornado.web
 from conftest import COOKIE_SECRET, RedisServer
 from session_app import Spy, make_app
 
-from ringsession import BaseHandler, MemoryStore, RedisStore, Session, SessionStore
-from ringsession.mixin import session_tag
-from ringsession.session import new_session_id
+from ringsession import BaseHandler, MemoryStore, RedisStore, Session, SessionStore, SessionTooLarge
+from ringsession.mixin import _Config, session_tag
+from ringsession.session import new_session_id, record_size
 
 # ---- a raw HTTP/1.1 client ----------------------------------------------------------------------
 
@@ -412,3 +413,73 @@ async def test_corrupt_json_in_redis_fails_that_session_only(
             assert (await raw_get(served.url, "/count", None)).status == 200
     finally:
         await redis_store.close()
+
+
+# ---- a session past max_bytes -------------------------------------------------------------------
+
+
+class SetBig(BaseHandler):
+    def get(self) -> None:
+        if self.get_argument("regenerate", None):
+            self.session.regenerate()
+        self.session[self.get_argument("k")] = "x" * int(self.get_argument("n"))
+
+
+async def test_a_session_past_max_bytes_is_refused_with_nothing_written(
+    serve: Any, redis_node: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_store = RedisStore(redis_node.url)
+    app = make_app(redis_store, max_bytes=1000)
+    app.add_handlers(r".*", [(r"/big", SetBig)])
+    try:
+        async with serve(app) as served:
+            first = await raw_get(served.url, "/big?k=a&n=500", None)
+            assert first.status == 200
+            sid = str(first.new_session_id())
+            cookie = b"session_id=" + signed(sid)
+            stored = redis_node.client.hgetall(f"session:{sid}")
+            caplog.clear()
+
+            for path in ["/big?k=b&n=500", "/big?k=a&n=1000", "/big?k=b&n=500&regenerate=1"]:
+                response = await raw_get(served.url, path, cookie)
+                assert response.status == 500
+                assert response.set_cookies() == []
+                assert redis_node.client.keys("*") == [f"session:{sid}".encode()]
+                assert redis_node.client.hgetall(f"session:{sid}") == stored
+            assert "max_bytes=1000" in caplog.text
+            # The session is as it was, and a change within the limit is saved.
+            assert json.loads((await raw_get(served.url, "/dump", cookie)).body) == {"a": "x" * 500}
+            assert (await raw_get(served.url, "/big?k=a&n=10", cookie)).status == 200
+            assert json.loads((await raw_get(served.url, "/dump", cookie)).body) == {"a": "x" * 10}
+            # A new session that is too large makes no record and no cookie.
+            fresh = await raw_get(served.url, "/big?k=a&n=2000", None)
+            assert (fresh.status, fresh.set_cookies()) == (500, [])
+            assert redis_node.client.dbsize() == 1
+    finally:
+        await redis_store.close()
+
+
+async def test_max_bytes_defaults_to_64_kb(serve: Any, store: SessionStore) -> None:
+    app = make_app(store)
+    app.add_handlers(r".*", [(r"/big", SetBig)])
+    async with serve(app) as served:
+        assert (await raw_get(served.url, "/big?k=a&n=60000", None)).status == 200
+        assert (await raw_get(served.url, "/big?k=a&n=66000", None)).status == 500
+
+
+def test_session_too_large_is_a_value_error_raised_before_any_change() -> None:
+    session = Session({"a": "x" * 100})
+    with pytest.raises(SessionTooLarge, match=r"\d+ bytes, more than max_bytes=100"):
+        session._plan(0, 1000, None, max_bytes=100)
+    assert issubclass(SessionTooLarge, ValueError)
+    assert session.id is None and session.modified
+    # The size counts each key and its compact JSON value, metadata included.
+    assert record_size({"a": "é", "_rs:idle": 1000}) == len('a"\\u00e9"_rs:idle1000')
+    session["a"] = "short"
+    assert session._plan(0, 1000, None, max_bytes=100).new_id is not None
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "64k"])
+def test_bad_max_bytes_setting_is_a_value_error(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        _Config.parse({"max_bytes": bad}, MemoryStore())

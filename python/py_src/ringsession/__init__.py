@@ -12,7 +12,7 @@ classic 32-vnode md5 ring and ``uhashring``::
 
 from ringsession._ringsession import HashRing
 from ringsession.mixin import BaseHandler, SessionMixin
-from ringsession.session import Session
+from ringsession.session import Session, SessionTooLarge
 from ringsession.stores import (
     MemoryStore,
     RedisClusterStore,
@@ -21,6 +21,9 @@ from ringsession.stores import (
     ShardedRedisStore,
     ShardedStore,
     StoreError,
+    UserIndexStore,
+    UserSession,
+    session_hash,
 )
 
 __all__ = [
@@ -32,7 +35,11 @@ __all__ = [
     "Session",
     "SessionMixin",
     "SessionStore",
+    "SessionTooLarge",
     "ShardedRedisStore",
     "ShardedStore",
     "StoreError",
+    "UserIndexStore",
+    "UserSession",
+    "session_hash",
 ]

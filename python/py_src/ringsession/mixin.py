@@ -48,6 +48,10 @@ dict with these keys (all optional):
 - ``on_store_error``: ``"503"`` (default) answers 503 when the store holding a request's session
   cannot be reached; ``"fresh"`` goes on with a new, empty session instead. A save that fails is
   always an error response.
+- ``max_bytes``: the largest session record, in bytes (each key and its JSON value, metadata
+  included); None for no limit. Default 64 KB. A save that would go past it is refused before
+  anything is written (`SessionTooLarge`): the response is a 500 and the stored session stays as
+  it was.
 
 The application must have a ``cookie_secret``: the cookie holding the session id is signed.
 """
@@ -72,7 +76,7 @@ from tornado.httputil import parse_cookie
 from tornado.web import HTTPError, RequestHandler, decode_signed_value
 
 from .session import Session, is_session_id
-from .stores.base import CorruptRecord, SessionStore, StoreError, ttl_for
+from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore, ttl_for
 from .stores.memory import MemoryStore
 
 __all__ = ["BaseHandler", "SessionMixin"]
@@ -80,8 +84,17 @@ __all__ = ["BaseHandler", "SessionMixin"]
 logger = logging.getLogger("ringsession")
 
 _SETTING_KEYS = frozenset(
-    {"store", "cookie_name", "idle_timeout", "absolute_timeout", "cookie_options", "on_store_error"}
+    {
+        "store",
+        "cookie_name",
+        "idle_timeout",
+        "absolute_timeout",
+        "cookie_options",
+        "on_store_error",
+        "max_bytes",
+    }
 )
+_DEFAULT_MAX_BYTES = 64 * 1024
 _DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 _DEFAULT_ABSOLUTE_TIMEOUT = 12 * 3600.0
 # The signed cookie's own age limit backs up the store's timeouts: the absolute timeout plus a
@@ -185,6 +198,18 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def _index(
+    store: SessionStore, sid: str, user_id: str, created_ms: int, deadline_ms: int | None
+) -> None:
+    """Adds the session `sid` to the index of `user_id` in `store`."""
+    if not isinstance(store, UserIndexStore):
+        raise TypeError(
+            f"Session.bind_user needs a store with a user index (UserIndexStore): "
+            f"{type(store).__name__} has none"
+        )
+    await store.index_user_session(user_id, sid, created_ms, deadline_ms)
+
+
 def _seconds(settings: Mapping[str, Any], key: str, default: float | None) -> float | None:
     value = settings.get(key, default)
     if value is None:
@@ -211,8 +236,8 @@ def _verified_id(secret: Any, name: str, raw: str, max_age_days: float) -> str |
     if key is not None:
         hit = _VERIFIED.get(key)
         if hit is not None:
-            sid, signed_at = hit
-            return sid if signed_at >= time.time() - max_age_days * 86400 else None
+            cached, signed_at = hit
+            return cached if signed_at >= time.time() - max_age_days * 86400 else None
     value = decode_signed_value(secret, name, raw, max_age_days=max_age_days, min_version=2)
     sid = value.decode("ascii", "replace") if value is not None else None
     if sid is None or not is_session_id(sid):
@@ -276,6 +301,7 @@ class _Config:
     cookie_options: Mapping[str, Any]
     fresh_on_store_error: bool
     cookie_max_age_days: float
+    max_bytes: int | None
 
     @classmethod
     def parse(cls, settings: Mapping[str, Any], store: SessionStore) -> _Config:
@@ -292,6 +318,13 @@ class _Config:
         if on_error not in ("503", "fresh"):
             raise ValueError(
                 f"session setting 'on_store_error' is '503' or 'fresh', not {on_error!r}"
+            )
+        max_bytes = settings.get("max_bytes", _DEFAULT_MAX_BYTES)
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+        ):
+            raise ValueError(
+                f"session setting 'max_bytes' must be a positive int or None, not {max_bytes!r}"
             )
         cookie_name = settings.get("cookie_name", "session_id")
         if not isinstance(cookie_name, str) or not _COOKIE_NAME.fullmatch(cookie_name):
@@ -310,6 +343,7 @@ class _Config:
             cookie_max_age_days=(
                 _MAX_COOKIE_AGE_DAYS if absolute is None else (absolute + _COOKIE_AGE_SLACK) / 86400
             ),
+            max_bytes=max_bytes,
         )
 
 
@@ -483,9 +517,9 @@ class SessionMixin:
         """Carries out one save of the session: store calls, then the cookie."""
         session = cast(Session, self._session_obj)
         config = self._session_config()
-        plan = session._plan(_now_ms(), config.idle_ms, config.absolute_ms)
         current = None
         try:
+            plan = session._plan(_now_ms(), config.idle_ms, config.absolute_ms, config.max_bytes)
             if plan.new_id is not None and self._session_headers_sent:
                 raise RuntimeError(
                     "a new session was written after the response headers were sent: "
@@ -493,6 +527,9 @@ class SessionMixin:
                 )
             if plan.save_id is not None:
                 current = plan.save_id
+                if plan.bind is not None:
+                    # Indexed before the save binds it: a bound session is always in the index.
+                    await _index(config.store, plan.save_id, *plan.bind)
                 await config.store.save(
                     plan.save_id, plan.changed, plan.deleted, plan.ttl_ms / 1000
                 )

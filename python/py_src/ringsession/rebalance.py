@@ -25,8 +25,9 @@ Example:
 
 A node's weight goes in its URL as ``?weight=N`` (default 1); node names are ``host:port``, as
 `ShardedRedisStore` names them. Only keys ``{prefix}{session id}`` holding a hash are looked at
-(SCAN ... TYPE hash: Redis >= 6); other keys under the prefix are counted as skipped and left
-alone. Session ids are never printed.
+(SCAN ... TYPE hash: Redis >= 6), and the users' session indexes (``{prefix}user:{user id}``,
+for log-out-everywhere), which move to the server that the new ring names for the user id;
+other keys under the prefix are counted as skipped and left alone. Session ids are never printed.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 
 from ._ringsession import HashRing
-from .stores._migrate import MoveConflict, MoveOutcome, move_record
+from .stores._migrate import MoveConflict, MoveOutcome, move_record, move_user_index
 from .stores.base import CREATED_FIELD
-from .stores.redis import _FAILURES, TOMBSTONE_FIELD
+from .stores.redis import _FAILURES, TOMBSTONE_FIELD, USER_INDEX_INFIX
 from .stores.sharded import _redis_nodes
 
 __all__ = ["LAYOUTS", "Progress", "RebalanceResult", "Rebalancer", "main", "rebalance"]
@@ -80,6 +81,8 @@ class RebalanceResult:
     """Sessions that expired, were deleted or were moved by a request between SCAN and move."""
     skipped: int = 0
     """Keys under the prefix that are not session records; left alone."""
+    indexes_moved: int = 0
+    """User session indexes merged into their new owner (counted apart from the sessions)."""
     scanned: int = 0
     """Keys SCAN returned (a key can come twice if the server rehashed meanwhile)."""
     unreachable: list[str] = field(default_factory=list)
@@ -99,6 +102,9 @@ class RebalanceResult:
         verb = "would move" if self.dry_run else "moved"
         line = f"{verb} {self.moved}, already in place {self.in_place}, failed {self.failed}"
         details = [f"{self.scanned} keys scanned"]
+        if self.indexes_moved:
+            verb_index = "would move" if self.dry_run else "moved"
+            details.append(f"{verb_index} {self.indexes_moved} user indexes")
         if self.gone:
             details.append(f"{self.gone} gone meanwhile")
         if self.skipped:
@@ -246,13 +252,18 @@ class Rebalancer:
             )
             self.result.scanned += len(keys)
             sessions: list[tuple[str, str]] = []
+            indexes: list[tuple[str, str]] = []
             for raw in keys:
                 key = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 sid = key[len(self._prefix) :]
                 if _SESSION_ID.fullmatch(sid):
                     sessions.append((key, sid))
+                elif sid.startswith(USER_INDEX_INFIX):
+                    indexes.append((key, sid[len(USER_INDEX_INFIX) :]))
                 else:
                     self.result.skipped += 1
+            for key, user_id in indexes:
+                await self._move_index(name, self.new_ring.get_node(user_id), key)
             owners = self.new_ring.get_node_many([sid for _, sid in sessions])
             moves = []
             for (key, _), owner in zip(sessions, owners):
@@ -288,6 +299,23 @@ class Rebalancer:
             self.result.gone += 1
         else:
             self.result.skipped += 1
+
+    async def _move_index(self, source: str, destination: str | None, key: str) -> None:
+        """Moves the user index at `key` on `source` to `destination`, if that is another node."""
+        if destination is None or destination == source:
+            return
+        try:
+            if self._dry_run:
+                moved = bool(await self._client(source).exists(key))
+            else:
+                moved = bool(
+                    await move_user_index(self._client(source), self._client(destination), key)
+                )
+        except _FAILURES as exc:
+            self.result.failed += 1
+            self._error(f"{source} -> {destination}: user index: {type(exc).__name__}: {exc}")
+            return
+        self.result.indexes_moved += moved
 
     async def _classify(self, source: str, destination: str, key: str) -> MoveOutcome:
         """What `move_record` would do, read-only."""

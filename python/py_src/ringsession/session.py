@@ -7,15 +7,17 @@ before the response is sent.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
 from collections.abc import Iterator, MutableMapping
 from typing import Any, TypeVar, Union, overload
 
-from .stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX
+from .stores._users import check_user_id
+from .stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX, USER_FIELD
 
-__all__ = ["JSON", "Session", "is_session_id", "new_session_id"]
+__all__ = ["JSON", "Session", "SessionTooLarge", "is_session_id", "new_session_id"]
 
 JSON = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
 """A JSON value: what a session can hold."""
@@ -38,8 +40,24 @@ def is_session_id(value: object) -> bool:
     return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
-_META_FIELDS = (CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD)
+_META_FIELDS = (CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD, USER_FIELD)
 _MAX_DEPTH = 64
+
+# As the stores write values: compact, ASCII only (so a value's length is its size in bytes).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class SessionTooLarge(ValueError):
+    """A session's record would be larger than the ``max_bytes`` setting allows.
+
+    Raised when the session is saved, before any store call: nothing of the change is written and
+    the stored session stays as it was. `SessionMixin` logs it and answers 500.
+    """
+
+
+def record_size(record: dict[str, Any]) -> int:
+    """The size of a record as the stores keep it: each field's name and JSON value, in bytes."""
+    return sum(len(k.encode()) + len(_encode(v)) for k, v in record.items())
 
 
 def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] = ()) -> None:
@@ -74,6 +92,16 @@ def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] =
     )
 
 
+def _check_size(record: dict[str, Any], max_bytes: int | None) -> None:
+    if max_bytes is not None:
+        size = record_size(record)
+        if size > max_bytes:
+            raise SessionTooLarge(
+                f"the session would take {size} bytes, more than max_bytes={max_bytes}: "
+                "its save is refused and nothing of it was written"
+            )
+
+
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise TypeError(f"session keys are str, not {type(key).__name__}")
@@ -85,10 +113,22 @@ def _check_key(key: object) -> str:
 class _Commit:
     """What persisting a session takes: store calls, then the cookie to send."""
 
-    __slots__ = ("changed", "clear_cookie", "delete_ids", "deleted", "new_id", "save_id", "ttl_ms")
+    __slots__ = (
+        "bind",
+        "changed",
+        "clear_cookie",
+        "delete_ids",
+        "deleted",
+        "new_id",
+        "save_id",
+        "ttl_ms",
+    )
 
     def __init__(self, delete_ids: list[str]) -> None:
         self.save_id: str | None = None
+        # (user id, created ms, deadline ms): the save binds the session to a user, whose index
+        # gets the session first.
+        self.bind: tuple[str, int, int | None] | None = None
         self.changed: dict[str, Any] = {}
         self.deleted: set[str] = set()
         self.ttl_ms = 0
@@ -124,6 +164,8 @@ class Session(MutableMapping[str, JSON]):
         "_id",
         "_meta",
         "_must_write",
+        "_user",
+        "_user_dirty",
         "_want_clear_cookie",
     )
 
@@ -144,6 +186,8 @@ class Session(MutableMapping[str, JSON]):
         self._doomed: list[str] = []
         self._must_write = False
         self._want_clear_cookie = False
+        self._user: str | None = None
+        self._user_dirty = False
         if data:
             for key, value in data.items():
                 self[key] = value
@@ -161,6 +205,9 @@ class Session(MutableMapping[str, JSON]):
                 meta[key] = data.pop(key)
         for key in [k for k in data if k.startswith(RESERVED_PREFIX)]:
             meta[key] = data.pop(key)
+        user = meta.get(USER_FIELD)
+        if isinstance(user, str):
+            session._user = user
         return session
 
     # ---- mapping ------------------------------------------------------------------------------
@@ -227,14 +274,42 @@ class Session(MutableMapping[str, JSON]):
     @property
     def modified(self) -> bool:
         """Whether saving the session would change anything in the store."""
-        return bool(self._changed or self._deleted or self._doomed or self._must_write)
+        return bool(
+            self._changed or self._deleted or self._doomed or self._must_write or self._user_dirty
+        )
 
     def _unsaved(self) -> bool:
         """Whether persisting the session would do anything: store calls or a cookie change."""
         return (
             bool(self._changed or self._deleted or self._doomed or self._must_write)
+            or self._user_dirty
             or self._want_clear_cookie
         )
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session is bound to (`bind_user`), or None."""
+        return self._user
+
+    def bind_user(self, user_id: str) -> None:
+        """Records the session under the user `user_id`, when saved ("log out everywhere").
+
+        Call it at login, after `regenerate`: the store's ``user_sessions(user_id)`` then lists the
+        session and ``destroy_user_sessions(user_id)`` ends it (after a password change, say).
+        The binding stays through `regenerate` and ends with `destroy`. The store must keep a
+        user index (`ringsession.stores.UserIndexStore`), as every store of this package does.
+
+        Args:
+            user_id: The user, a non-empty str (at most 1024 characters).
+
+        Raises:
+            TypeError: `user_id` is not a str.
+            ValueError: `user_id` is empty or too long.
+        """
+        check_user_id(user_id)
+        if user_id != self._user or self._id is None:
+            self._user = user_id
+            self._user_dirty = True
 
     @property
     def created(self) -> float | None:
@@ -266,6 +341,8 @@ class Session(MutableMapping[str, JSON]):
             self._id = None
             self._meta = {}
             self._must_write = True
+            # The new record is bound to the same user, and indexed under it.
+            self._user_dirty = self._user is not None
         self._deleted.clear()
 
     def destroy(self) -> None:
@@ -281,40 +358,66 @@ class Session(MutableMapping[str, JSON]):
         self._changed.clear()
         self._deleted.clear()
         self._must_write = False
+        self._user = None
+        self._user_dirty = False
         self._want_clear_cookie = True
 
     # ---- persistence (used by SessionMixin) -----------------------------------------------------
 
-    def _plan(self, now_ms: int, idle_ms: int, absolute_ms: int | None) -> _Commit:
+    def _plan(
+        self, now_ms: int, idle_ms: int, absolute_ms: int | None, max_bytes: int | None = None
+    ) -> _Commit:
         """The store calls and cookie change that persisting the session takes now.
 
         Args:
             now_ms: The current time, milliseconds since the Unix epoch.
             idle_ms: The idle timeout of a session created now.
             absolute_ms: The absolute timeout of a session created now, or None.
+            max_bytes: The largest record allowed (`record_size`), or None for no limit.
+
+        Raises:
+            SessionTooLarge: The record would be larger than `max_bytes`.
         """
         commit = _Commit(delete_ids=list(self._doomed))
+        user = self._user
         if self._id is None:
-            if self._data or self._must_write:
+            if self._data or self._must_write or self._user_dirty:
                 meta: dict[str, Any] = {CREATED_FIELD: now_ms, IDLE_FIELD: idle_ms}
                 ttl_ms = idle_ms
                 if absolute_ms is not None:
                     meta[DEADLINE_FIELD] = now_ms + absolute_ms
                     ttl_ms = min(ttl_ms, absolute_ms)
-                commit.save_id = commit.new_id = new_session_id()
+                if user is not None:
+                    meta[USER_FIELD] = user
+                    commit.bind = (user, now_ms, meta.get(DEADLINE_FIELD))
                 commit.changed = {**self._data, **meta}
+                _check_size(commit.changed, max_bytes)
+                commit.save_id = commit.new_id = new_session_id()
                 commit.ttl_ms = ttl_ms
             elif self._want_clear_cookie:
                 commit.clear_cookie = True
-        elif self._changed or self._deleted:
+        elif self._changed or self._deleted or self._user_dirty:
             idle = self._meta.get(IDLE_FIELD)
             ttl_ms = idle if isinstance(idle, int) and idle > 0 else idle_ms
             deadline = self._meta.get(DEADLINE_FIELD)
             if isinstance(deadline, int):
                 ttl_ms = min(ttl_ms, deadline - now_ms)
             if ttl_ms > 0:
+                if max_bytes is not None:
+                    record = {**self._data, **self._meta}
+                    if user is not None:
+                        record[USER_FIELD] = user
+                    _check_size(record, max_bytes)
                 commit.save_id = self._id
                 commit.changed = {key: self._data[key] for key in self._changed}
+                if self._user_dirty and user is not None:
+                    commit.changed[USER_FIELD] = user
+                    created = self._meta.get(CREATED_FIELD)
+                    commit.bind = (
+                        user,
+                        created if isinstance(created, int) else now_ms,
+                        deadline if isinstance(deadline, int) else None,
+                    )
                 commit.deleted = set(self._deleted)
                 commit.ttl_ms = ttl_ms
             else:
@@ -332,8 +435,11 @@ class Session(MutableMapping[str, JSON]):
             self._id = None
             self._meta = {}
             self._data.clear()
+        elif commit.bind is not None:
+            self._meta[USER_FIELD] = commit.bind[0]
         self._changed.clear()
         self._deleted.clear()
         self._doomed.clear()
         self._must_write = False
+        self._user_dirty = False
         self._want_clear_cookie = False

@@ -11,11 +11,18 @@ from typing import Any, cast
 import tornado.web
 
 from ..mixin import BaseHandler
-from ..stores.base import SessionStore
+from ..stores.base import SessionStore, UserIndexStore
 from ..stores.memory import MemoryStore
 from ..stores.sharded import ShardedStore
 
-__all__ = ["DemoHandler", "IndexHandler", "LoginHandler", "LogoutHandler", "make_app"]
+__all__ = [
+    "DemoHandler",
+    "IndexHandler",
+    "LoginHandler",
+    "LogoutEverywhereHandler",
+    "LogoutHandler",
+    "make_app",
+]
 
 TEMPLATE_PATH = os.path.join(os.path.dirname(__file__), "templates")
 """The demo's templates (package data)."""
@@ -69,12 +76,14 @@ class LoginHandler(DemoHandler):
         self.render("login.html", error=None, name="")
 
     def post(self) -> None:
-        """Logs in with a new session id (`Session.regenerate`), or shows the form again."""
+        """Logs in with a new session id (`Session.regenerate`), bound to the user
+        (`Session.bind_user`, for "log out everywhere"), or shows the form again."""
         name = self.get_body_argument("name", "")
         pwd = self.get_body_argument("pwd", "")
         # Both comparisons always run, so timing tells nothing about which part was wrong.
         if _same(name, self.demo.user) & _same(pwd, self.demo.password):
             self.session.regenerate()
+            self.session.bind_user(name)
             self.session["user"] = name
             self.session["visits"] = 0
             self.redirect("/index")
@@ -105,6 +114,18 @@ class LogoutHandler(DemoHandler):
 
     def get(self) -> None:
         """Destroys the session."""
+        self.session.destroy()
+        self.redirect("/login")
+
+
+class LogoutEverywhereHandler(DemoHandler):
+    """``POST /logout-everywhere``: ends every session of the user, this one included."""
+
+    async def post(self) -> None:
+        """Destroys the user's sessions in the store (`destroy_user_sessions`), then this one."""
+        store = self.get_session_store()
+        if self.current_user and isinstance(store, UserIndexStore):
+            await store.destroy_user_sessions(self.current_user)
         self.session.destroy()
         self.redirect("/login")
 
@@ -151,6 +172,7 @@ def make_app(
         (r"/login", LoginHandler),
         (r"/index", IndexHandler),
         (r"/logout", LogoutHandler),
+        (r"/logout-everywhere", LogoutEverywhereHandler),
         *handlers,
     ]
     demo = _Demo(user=user, password=password, store_name=_store_name(store), links=tuple(links))

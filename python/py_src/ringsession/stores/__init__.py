@@ -1,6 +1,7 @@
 """Session stores: the `SessionStore` protocol; memory, Redis, Redis Cluster and sharded stores."""
 
-from .base import SessionStore, StoreError
+from ._users import UserSessions
+from .base import SessionStore, StoreError, UserIndexStore, UserSession, session_hash
 from .cluster import RedisClusterStore
 from .memory import MemoryStore
 from .redis import RedisStore
@@ -14,4 +15,8 @@ __all__ = [
     "ShardedRedisStore",
     "ShardedStore",
     "StoreError",
+    "UserIndexStore",
+    "UserSession",
+    "UserSessions",
+    "session_hash",
 ]

@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from .base import CREATED_FIELD
-from .redis import TOMBSTONE_FIELD
+from .redis import INDEX_ADD_SCRIPT, TOMBSTONE_FIELD
 
 __all__ = [
     "MAX_ROUNDS",
@@ -44,6 +44,7 @@ __all__ = [
     "MoveConflict",
     "MoveOutcome",
     "move_record",
+    "move_user_index",
     "write_tombstone",
 ]
 
@@ -147,6 +148,7 @@ _read = _Script(_READ_SCRIPT)
 _copy = _Script(_COPY_SCRIPT)
 _compare_and_delete = _Script(_COMPARE_AND_DELETE_SCRIPT)
 _apply_change = _Script(_APPLY_SCRIPT)
+_index_add = _Script(INDEX_ADD_SCRIPT)
 
 
 class MoveOutcome(enum.Enum):
@@ -279,3 +281,24 @@ async def write_tombstone(client: aioredis.Redis, key: str, ttl_ms: int = TOMBST
         pipe.hset(key, TOMBSTONE_FIELD, "1")
         pipe.pexpire(key, ttl_ms)
         await pipe.execute()
+
+
+async def move_user_index(source: _Client, destination: _Client, key: str) -> int:
+    """Merges the user index at `key` on `source` into the one on `destination`.
+
+    The entries are added to the destination's index (which keeps its own), then removed from
+    the source's. An entry added to the source meanwhile stays there for the next run; one that
+    is moved twice is the same entry twice.
+
+    Returns:
+        How many entries were moved (0: the source has no index at `key`).
+
+    Raises:
+        redis.exceptions.RedisError: A server failed or could not be reached.
+    """
+    entries: dict[_Raw, _Raw] = await source.hgetall(key)
+    if not entries:
+        return 0
+    await _index_add(destination, key, *[part for entry in entries.items() for part in entry])
+    await source.hdel(key, *entries)
+    return len(entries)

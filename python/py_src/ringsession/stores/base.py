@@ -10,6 +10,8 @@ fields are the session's own keys plus a few reserved metadata fields, whose nam
 - `DEADLINE_FIELD` (absent when there is no absolute timeout): the end of the absolute timeout,
   integer milliseconds since the Unix epoch. A store never lets the record live past it and
   reports a record loaded at or after it as absent.
+- `USER_FIELD` (absent until `Session.bind_user`): the id of the user the session belongs to, a
+  str. Stores with a user index (`UserIndexStore`) list and end a user's sessions by it.
 
 A record without `CREATED_FIELD` is not a session (it can only be the remains of a save that raced
 with a delete) and a store reports it as absent too.
@@ -17,8 +19,10 @@ with a delete) and a store reports it as absent too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -26,10 +30,14 @@ __all__ = [
     "DEADLINE_FIELD",
     "IDLE_FIELD",
     "RESERVED_PREFIX",
+    "USER_FIELD",
     "CorruptRecord",
     "SessionStore",
     "StoreError",
+    "UserIndexStore",
+    "UserSession",
     "decode_field",
+    "session_hash",
     "ttl_for",
 ]
 
@@ -44,6 +52,9 @@ IDLE_FIELD = RESERVED_PREFIX + "idle"
 
 DEADLINE_FIELD = RESERVED_PREFIX + "deadline"
 """Reserved field: end of the absolute timeout, integer milliseconds since the Unix epoch."""
+
+USER_FIELD = RESERVED_PREFIX + "user"
+"""Reserved field: the id of the user the session is bound to (`Session.bind_user`)."""
 
 
 class StoreError(Exception):
@@ -178,6 +189,74 @@ class SessionStore(Protocol):
 
         Raises:
             StoreError: The store could not be reached.
+        """
+        ...
+
+
+def session_hash(sid: str) -> str:
+    """The id hash of a session: what `UserIndexStore.user_sessions` shows instead of its id.
+
+    A SHA-256 of the id, cut to 32 hex digits: the same in every process, so a page can mark the
+    session it is served in (``session_hash(self.session.id)``), and useless for taking a session
+    over, since an id cannot be found from its hash.
+    """
+    return hashlib.sha256(sid.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One live session of a user, as `UserIndexStore.user_sessions` lists it."""
+
+    id_hash: str
+    """`session_hash` of the session id (never the id itself)."""
+    created: float
+    """When the session was created (or last regenerated), seconds since the Unix epoch."""
+
+
+@runtime_checkable
+class UserIndexStore(SessionStore, Protocol):
+    """A `SessionStore` that also indexes sessions by user: what "log out everywhere" needs.
+
+    `Session.bind_user` records a session under its user: `SessionMixin` calls
+    `index_user_session` before the save that writes `USER_FIELD` (so that a session is never
+    bound without being indexed). The index may go on naming sessions that have ended (expired,
+    destroyed, regenerated, or bound to another user since): `user_sessions` and
+    `destroy_user_sessions` check each one and drop the ended ones from the index. Every store of
+    this package implements it; a custom store gets it from ``ringsession.stores.UserSessions``.
+    """
+
+    async def index_user_session(
+        self, user_id: str, sid: str, created_ms: int, deadline_ms: int | None
+    ) -> None:
+        """Adds the session `sid` to the index of `user_id`.
+
+        Args:
+            user_id: The user (a non-empty str).
+            sid: The session id.
+            created_ms: The session's creation time, ms since the Unix epoch.
+            deadline_ms: The end of its absolute timeout, or None.
+
+        Raises:
+            StoreError: The store could not be reached.
+        """
+        ...
+
+    async def user_sessions(self, user_id: str) -> list[UserSession]:
+        """The live sessions of `user_id`, oldest first, by id hash (never the ids).
+
+        Raises:
+            StoreError: A store holding the index or one of the sessions could not be reached.
+        """
+        ...
+
+    async def destroy_user_sessions(self, user_id: str, except_sid: str | None = None) -> int:
+        """Ends every session of `user_id` except `except_sid` (after a password change, say).
+
+        Returns:
+            How many live sessions were ended.
+
+        Raises:
+            StoreError: A store could not be reached: call it again (what ended stays ended).
         """
         ...
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .._ringsession import MemorySessionMap
-from .base import ttl_for
+from ._users import INDEX_GRACE_MS, IndexEntry, UserSessions
+from .base import USER_FIELD, ttl_for
 
 __all__ = ["MemoryStore"]
 
@@ -32,12 +33,13 @@ _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _decode = json.JSONDecoder().decode
 
 
-class MemoryStore:
+class MemoryStore(UserSessions):
     """The embedded default store: records as JSON in the core's in-memory session map.
 
     Records expire on the store's own clock (idle and absolute timeouts both apply). It is safe to
     share between threads, and every call returns without waiting for anything, so it never
-    blocks the IOLoop. Sessions live in one process only and are lost when it exits: use
+    blocks the IOLoop. It keeps a user index (`UserIndexStore`), in memory too. Sessions live
+    in one process only and are lost when it exits: use
     `RedisStore` or `ShardedRedisStore` to run several processes or survive restarts.
 
     Example:
@@ -61,6 +63,7 @@ class MemoryStore:
         # The map locks each call; this lock makes a save's read-merge-write one step.
         self._lock = threading.Lock()
         self._next_purge_ms = 0
+        self._users: dict[str, dict[str, IndexEntry]] = {}
 
     def __len__(self) -> int:
         """The number of records held, counting expired ones not yet purged."""
@@ -106,6 +109,7 @@ class MemoryStore:
             if now >= self._next_purge_ms:
                 self._next_purge_ms = now + _PURGE_INTERVAL_MS
                 self._map.purge_expired(now)
+                self._purge_users(now)
 
     async def delete(self, sid: str) -> None:
         """See `SessionStore.delete`."""
@@ -117,3 +121,58 @@ class MemoryStore:
         ttl_ms = _ttl_ms(ttl)
         with self._lock:
             return self._map.touch(sid, ttl_ms, _now_ms())
+
+    # ---- the user index (`UserSessions`) ------------------------------------------------------
+
+    async def _index_add(self, user_id: str, sid: str, entry: IndexEntry) -> int:
+        now = _now_ms()
+        with self._lock:
+            index = self._users.setdefault(user_id, {})
+            index[sid] = entry
+            for old in [
+                s for s, e in index.items() if e.deadline_ms is not None and e.deadline_ms <= now
+            ]:
+                del index[old]
+            return len(index)
+
+    async def _index_read(self, user_id: str) -> dict[str, IndexEntry]:
+        with self._lock:
+            return dict(self._users.get(user_id, {}))
+
+    async def _index_remove(self, user_id: str, sids: Collection[str]) -> None:
+        with self._lock:
+            index = self._users.get(user_id)
+            if index is None:
+                return
+            for sid in sids:
+                index.pop(sid, None)
+            if not index:
+                del self._users[user_id]
+
+    async def _bound(self, user_id: str, sids: Collection[str]) -> set[str]:
+        now = _now_ms()
+        bound = set()
+        with self._lock:
+            for sid in sids:
+                raw = self._map.get(sid, now)
+                if raw is None:
+                    continue
+                record = _decode(raw.decode())
+                if record.get(USER_FIELD) == user_id and ttl_for(record, now) is not None:
+                    bound.add(sid)
+        return bound
+
+    def _purge_users(self, now: int) -> None:
+        """Drops the index entries of sessions that have ended (under the lock)."""
+        before = now - INDEX_GRACE_MS
+        for user_id in list(self._users):
+            index = self._users[user_id]
+            for sid in [
+                s
+                for s, e in index.items()
+                if (e.deadline_ms is not None and e.deadline_ms <= now)
+                or (e.indexed_ms < before and self._map.get(s, now) is None)
+            ]:
+                del index[sid]
+            if not index:
+                del self._users[user_id]

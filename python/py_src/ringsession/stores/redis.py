@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
@@ -20,11 +20,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from ._users import IndexEntry, UserSessions, now_ms
 from .base import (
     CREATED_FIELD,
     DEADLINE_FIELD,
     IDLE_FIELD,
     RESERVED_PREFIX,
+    USER_FIELD,
+    CorruptRecord,
     StoreError,
     decode_field,
 )
@@ -68,6 +71,39 @@ end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return record
 """
+
+# The index of a user is a hash at ``{prefix}user:{user id}`` of session id -> `IndexEntry` text
+# ("created,deadline,indexed"). KEYS[1]: the index. ARGV: session id, entry, ... Adds the entries,
+# drops those past their deadline, and lets the hash expire with its last deadline (or never, if
+# an entry has none). Returns how many entries are left.
+INDEX_ADD_SCRIPT = """
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local entries = redis.call('HGETALL', KEYS[1])
+local latest, forever = 0, false
+for i = 1, #entries, 2 do
+  local deadline = string.match(entries[i + 1], '^%d+,(%d*),%d+$')
+  if deadline == '' then
+    forever = true
+  elseif deadline == nil or tonumber(deadline) <= now then
+    redis.call('HDEL', KEYS[1], entries[i])
+  elseif tonumber(deadline) > latest then
+    latest = tonumber(deadline)
+  end
+end
+if forever then
+  redis.call('PERSIST', KEYS[1])
+elseif latest > 0 then
+  redis.call('PEXPIREAT', KEYS[1], latest)
+end
+return redis.call('HLEN', KEYS[1])
+"""
+
+USER_INDEX_INFIX = "user:"
+"""A user's index is at ``{prefix}user:{user id}``: never a session's key (":" is not in an id)."""
 
 # A session store waits little for a server that does not answer: the request gets its 503 (or its
 # fresh session) within about two socket time-outs, and one quick retry mends a pooled connection
@@ -124,7 +160,7 @@ class _Script(Generic[_ClientT]):
             return await self._client.eval(self._script, len(keys), *keys, *args)
 
 
-class _RedisHashStore(Generic[_ClientT]):
+class _RedisHashStore(UserSessions, Generic[_ClientT]):
     """Sessions as Redis hashes, on a redis-py asyncio client: what the Redis stores share.
 
     One hash per session at ``{prefix}{sid}``; see `RedisStore` for the layout and the cost of
@@ -141,6 +177,7 @@ class _RedisHashStore(Generic[_ClientT]):
         self._client: _ClientT = client
         self._prefix = prefix
         self._load: _Script[_ClientT] = _Script(client, _LOAD_SCRIPT)
+        self._index_script: _Script[_ClientT] = _Script(client, INDEX_ADD_SCRIPT)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._client!r} prefix={self._prefix!r}>"
@@ -158,6 +195,10 @@ class _RedisHashStore(Generic[_ClientT]):
     def key(self, sid: str) -> str:
         """The Redis key of the record of `sid`."""
         return self._prefix + sid
+
+    def user_key(self, user_id: str) -> str:
+        """The Redis key of the session index of the user `user_id`."""
+        return self._prefix + USER_INDEX_INFIX + user_id
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         """See `SessionStore.load`."""
@@ -204,10 +245,65 @@ class _RedisHashStore(Generic[_ClientT]):
         except _FAILURES as exc:
             raise StoreError(f"redis touch failed: {exc}") from exc
 
+    # ---- the user index (`UserSessions`) ------------------------------------------------------
+
+    async def _index_add(self, user_id: str, sid: str, entry: IndexEntry) -> int:
+        try:
+            return int(await self._index_script([self.user_key(user_id)], [sid, entry.encode()]))
+        except _FAILURES as exc:
+            raise StoreError(f"redis user index update failed: {exc}") from exc
+
+    async def _index_read(self, user_id: str) -> dict[str, IndexEntry]:
+        try:
+            raw = await self._client.hgetall(self.user_key(user_id))
+        except _FAILURES as exc:
+            raise StoreError(f"redis user index read failed: {exc}") from exc
+        return {
+            (sid.decode() if isinstance(sid, bytes) else sid): IndexEntry.decode(entry)
+            for sid, entry in raw.items()
+        }
+
+    async def _index_remove(self, user_id: str, sids: Collection[str]) -> None:
+        if not sids:
+            return
+        try:
+            await self._client.hdel(self.user_key(user_id), *sids)
+        except _FAILURES as exc:
+            raise StoreError(f"redis user index update failed: {exc}") from exc
+
+    async def _bound(self, user_id: str, sids: Collection[str]) -> set[str]:
+        sids = list(sids)
+        if not sids:
+            return set()
+        fields = (CREATED_FIELD, DEADLINE_FIELD, TOMBSTONE_FIELD, USER_FIELD)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for sid in sids:
+                    pipe.hmget(self._prefix + sid, *fields)
+                rows = await pipe.execute()
+        except _FAILURES as exc:
+            raise StoreError(f"redis session check failed: {exc}") from exc
+        now = now_ms()
+        return {sid for sid, row in zip(sids, rows) if _bound_to(user_id, row, now)}
+
     async def close(self) -> None:
         """Closes the client's connections (of a client made from a URL, or the one given)."""
         close = getattr(self._client, "aclose", None) or self._client.close
         await close()
+
+
+def _bound_to(user_id: str, row: Sequence[bytes | str | None], now: int) -> bool:
+    """Whether a record's created, deadline, tombstone and user fields name a live session of
+    `user_id` (see `_RedisHashStore._bound`)."""
+    created, deadline, tombstone, user = row
+    if created is None or tombstone is not None or user is None:
+        return False
+    try:
+        if decode_field(USER_FIELD, user) != user_id:
+            return False
+        return deadline is None or decode_field(DEADLINE_FIELD, deadline) > now
+    except (CorruptRecord, TypeError):
+        return False
 
 
 class RedisStore(_RedisHashStore[aioredis.Redis]):
@@ -218,6 +314,11 @@ class RedisStore(_RedisHashStore[aioredis.Redis]):
     checks the absolute timeout and restarts the idle timer); a save is one MULTI/EXEC (HSET of
     the changed fields, HDEL of the deleted ones, PEXPIRE). The client's connection pool is
     shared by every request. Redis >= 5.
+
+    The user index (`UserIndexStore`: `Session.bind_user`, `user_sessions`,
+    `destroy_user_sessions`) of a user is a hash at ``{prefix}user:{user id}`` of session id to
+    creation time; it expires with the absolute timeout of its last session, and entries of
+    sessions that have ended are dropped as they are found.
 
     Example:
         ::

@@ -6,20 +6,22 @@ them; ``python -m ringsession rebalance`` (`ringsession.rebalance`) moves the re
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._ringsession import HashRing
 from ._migrate import MAX_ROUNDS, MoveConflict, move_record, write_tombstone
+from ._users import IndexEntry, UserSessions
 from .base import SessionStore, StoreError, ttl_for
 from .redis import _FAILURES, RedisStore
 
 __all__ = ["ShardedRedisStore", "ShardedStore", "redis_node_name"]
 
 
-class ShardedStore:
+class ShardedStore(UserSessions):
     """Spreads sessions over several stores with a consistent hash ring.
 
     The ring (`HashRing`, keyed by the session id) names the one store that holds a session, so
@@ -34,6 +36,11 @@ class ShardedStore:
     and never none. Deletes remove the session from both owners. Once every application server
     runs with the new set, ``python -m ringsession rebalance`` (`ringsession.rebalance`) moves the
     sessions that no request has touched; then drop `previous_nodes`.
+
+    The user index (`UserIndexStore`, for `destroy_user_sessions`) of a user lives on the shard
+    that the ring names for the user id; each shard must keep one (every store of this package
+    does). While the shard set changes, the index is read on the user's previous owner too, and
+    the rebalance command moves it.
 
     Between two `RedisStore` shards a move is safe under any interleaving (see
     `ShardedRedisStore`). Between other stores it does what the `SessionStore` protocol allows:
@@ -188,6 +195,63 @@ class ShardedStore:
         if self.previous_node_for(sid) is not None and await self.load(sid) is None:
             return False
         return await store.touch(sid, ttl)
+
+    # ---- the user index (`UserSessions`) ------------------------------------------------------
+
+    def _index_shards(self, user_id: str) -> list[UserSessions]:
+        """The shard that holds the index of `user_id`, then its previous owner, if another."""
+        names = [self.node_for(user_id)]
+        if self._previous_ring is not None:
+            old = self._previous_ring.get_node(user_id)
+            if old is not None and old != names[0]:
+                names.append(old)
+        return [self._indexing_shard(name) for name in names]
+
+    def _indexing_shard(self, name: str) -> UserSessions:
+        """The shard named `name` (current or previous), which must keep a user index."""
+        shard = self._stores[name] if name in self._stores else self._previous_stores[name]
+        if not isinstance(shard, UserSessions):
+            raise TypeError(
+                f"shard {name!r} ({type(shard).__name__}) keeps no user index: bind_user and "
+                "user_sessions need shards that implement ringsession.stores.UserSessions"
+            )
+        return shard
+
+    async def _index_add(self, user_id: str, sid: str, entry: IndexEntry) -> int:
+        return await self._index_shards(user_id)[0]._index_add(user_id, sid, entry)
+
+    async def _index_read(self, user_id: str) -> dict[str, IndexEntry]:
+        # The previous owner's index first, so that the current owner's entries win.
+        index: dict[str, IndexEntry] = {}
+        for shard in reversed(self._index_shards(user_id)):
+            index.update(await shard._index_read(user_id))
+        return index
+
+    async def _index_remove(self, user_id: str, sids: Collection[str]) -> None:
+        for shard in self._index_shards(user_id):
+            await shard._index_remove(user_id, sids)
+
+    async def _bound(self, user_id: str, sids: Collection[str]) -> set[str]:
+        bound = await self._bound_on(user_id, sids, self.node_for)
+        if self._previous_ring is not None:
+            # A session that no request has moved yet is still on its previous owner.
+            rest = [sid for sid in sids if sid not in bound and self.previous_node_for(sid)]
+            bound |= await self._bound_on(user_id, rest, self.previous_node_for)
+        return bound
+
+    async def _bound_on(
+        self, user_id: str, sids: Collection[str], node: Callable[[str], str | None]
+    ) -> set[str]:
+        """`_bound`, asking about each session the shard named by `node(sid)`."""
+        groups: dict[str, list[str]] = {}
+        for sid in sids:
+            name = node(sid)
+            if name is not None:
+                groups.setdefault(name, []).append(sid)
+        found = await asyncio.gather(
+            *(self._indexing_shard(name)._bound(user_id, group) for name, group in groups.items())
+        )
+        return set().union(*found)
 
     async def _move(
         self, sid: str, source: SessionStore, destination: SessionStore
