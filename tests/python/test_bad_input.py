@@ -473,8 +473,8 @@ def test_session_too_large_is_a_value_error_raised_before_any_change() -> None:
         session._plan(0, 1000, None, max_bytes=100)
     assert issubclass(SessionTooLarge, ValueError)
     assert session.id is None and session.modified
-    # The size counts each key and its compact JSON value, metadata included.
-    assert record_size({"a": "é", "_rs:idle": 1000}) == len('a"\\u00e9"_rs:idle1000')
+    # The size is that of the record as one compact JSON object, metadata included.
+    assert record_size({"a": "é", "_rs:idle": 1000}) == len('{"a":"\\u00e9","_rs:idle":1000}')
     session["a"] = "short"
     assert session._plan(0, 1000, None, max_bytes=100).new_id is not None
 

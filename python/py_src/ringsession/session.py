@@ -56,8 +56,11 @@ class SessionTooLarge(ValueError):
 
 
 def record_size(record: dict[str, Any]) -> int:
-    """The size of a record as the stores keep it: each field's name and JSON value, in bytes."""
-    return sum(len(k.encode()) + len(_encode(v)) for k, v in record.items())
+    """The size of a record: its fields and values as one compact JSON object, in bytes.
+
+    About what a store keeps of it (Redis: each field's name and JSON value, a few bytes less).
+    """
+    return len(_encode(record))
 
 
 def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] = ()) -> None:
