@@ -7,13 +7,13 @@ before the response is sent.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
 from collections.abc import Iterator, MutableMapping
 from typing import Any, TypeVar, Union, overload
 
+from ._json import dumps
 from .stores._users import check_user_id
 from .stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, RESERVED_PREFIX, USER_FIELD
 
@@ -43,9 +43,6 @@ def is_session_id(value: object) -> bool:
 _META_FIELDS = (CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD, USER_FIELD)
 _MAX_DEPTH = 64
 
-# As the stores write values: compact, ASCII only (so a value's length is its size in bytes).
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
 
 class SessionTooLarge(ValueError):
     """A session's record would be larger than the ``max_bytes`` setting allows.
@@ -60,7 +57,7 @@ def record_size(record: dict[str, Any]) -> int:
 
     About what a store keeps of it (Redis: each field's name and JSON value, a few bytes less).
     """
-    return len(_encode(record))
+    return len(dumps(record))  # ASCII: one byte per character
 
 
 def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] = ()) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .._json import dumps, loads
 from .._ringsession import MemorySessionMap
 from ._users import INDEX_GRACE_MS, IndexEntry, UserSessions
 from .base import USER_FIELD, ttl_for
@@ -27,10 +27,6 @@ def _ttl_ms(ttl: float) -> int:
     if not ttl > 0:
         raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
     return max(1, round(ttl * 1000))
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_decode = json.JSONDecoder().decode
 
 
 class MemoryStore(UserSessions):
@@ -79,7 +75,7 @@ class MemoryStore(UserSessions):
             raw = self._map.get(sid, now)
             if raw is None:
                 return None
-            record: dict[str, Any] = _decode(raw.decode())
+            record: dict[str, Any] = loads(raw.decode())
             ttl = ttl_for(record, now)
             if ttl is None:
                 self._map.remove(sid)
@@ -101,11 +97,11 @@ class MemoryStore(UserSessions):
         now = time.time_ns() // 1_000_000
         with self._lock:
             raw = self._map.get(sid, now)
-            record: dict[str, Any] = _decode(raw.decode()) if raw is not None else {}
+            record: dict[str, Any] = loads(raw.decode()) if raw is not None else {}
             record.update(changed)
             for key in deleted:
                 record.pop(key, None)
-            self._map.put(sid, _encode(record).encode(), ttl_ms, now)
+            self._map.put(sid, dumps(record).encode(), ttl_ms, now)
             if now >= self._next_purge_ms:
                 self._next_purge_ms = now + _PURGE_INTERVAL_MS
                 self._map.purge_expired(now)
@@ -157,7 +153,7 @@ class MemoryStore(UserSessions):
                 raw = self._map.get(sid, now)
                 if raw is None:
                     continue
-                record = _decode(raw.decode())
+                record = loads(raw.decode())
                 if record.get(USER_FIELD) == user_id and ttl_for(record, now) is not None:
                     bound.add(sid)
         return bound

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from .._json import dumps
 from ._users import IndexEntry, UserSessions, now_ms
 from .base import (
     CREATED_FIELD,
@@ -122,8 +122,6 @@ def _client_options(client_options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
 # What a failing connection raises through redis-py: its own errors, and OS-level ones. A cluster
 # client also raises RedisClusterException (not a RedisError) when no node answers or a slot has
 # no master.
@@ -223,7 +221,7 @@ class _RedisHashStore(UserSessions, Generic[_ClientT]):
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 if changed:
-                    pipe.hset(key, mapping={f: _encode(v) for f, v in changed.items()})
+                    pipe.hset(key, mapping={f: dumps(v) for f, v in changed.items()})
                 if deleted:
                     pipe.hdel(key, *deleted)
                 pipe.pexpire(key, ttl_ms)
