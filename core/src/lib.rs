@@ -5,7 +5,8 @@
 //! virtual nodes and weights. Four layouts ([`Layout`]) reproduce, key for key, libketama as
 //! libmemcached/twemproxy/npm `hashring` build it, Python `hash_ring`, the classic 32-vnode md5
 //! ring, and uhashring. The session map ([`MemorySessionMap`]) stores opaque values under ids
-//! with a time to live, with time passed in by the caller.
+//! with a time to live, and [`SessionRecordMap`] keeps session records (fields merged in place,
+//! idle and absolute timeouts) for an in-process session store; time is passed in by the caller.
 //!
 //! # Features
 //! None: the crate always builds for `no_std` targets with an allocator.
@@ -36,9 +37,11 @@ extern crate std;
 
 mod error;
 mod hash;
+mod record;
 mod ring;
 mod session;
 
 pub use error::{Error, Result};
+pub use record::{SessionRecord, SessionRecordMap, Timeouts};
 pub use ring::{HashRing, Layout, MAX_POINTS};
 pub use session::{MemorySessionMap, SessionMap};

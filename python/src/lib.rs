@@ -14,5 +14,6 @@ mod session;
 fn _ringsession(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ring::HashRing>()?;
     m.add_class::<session::MemorySessionMap>()?;
+    m.add_class::<session::SessionRecordMap>()?;
     Ok(())
 }

@@ -370,11 +370,11 @@ fn warn_starved(py: Python<'_>, ring: &CoreRing, before: Option<&CoreRing>) -> P
 
 // ---- conversions -------------------------------------------------------------------------------
 
-fn type_error(message: String) -> PyErr {
+pub(crate) fn type_error(message: String) -> PyErr {
     PyTypeError::new_err(message)
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())

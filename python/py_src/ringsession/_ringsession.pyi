@@ -6,7 +6,7 @@ Import the public names from :mod:`ringsession`; this stub documents the native 
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, final
 
-__all__ = ["HashRing", "MemorySessionMap"]
+__all__ = ["HashRing", "MemorySessionMap", "SessionRecordMap"]
 
 #: The layout names, for annotations (a layout argument accepts any str and checks it at run time).
 _Layout = Literal["ketama", "hash_ring", "md5_128", "uhashring"]
@@ -194,7 +194,8 @@ class MemorySessionMap:
 
     Time is passed in by the caller as integer milliseconds from its own (monotonic) clock. An
     entry put at ``now`` with ``ttl`` is gone for every call made at or after ``now + ttl``. Safe
-    to share between threads. This is the storage of ``ringsession.MemoryStore``.
+    to share between threads. ``ringsession.MemoryStore`` keeps its records in the
+    `SessionRecordMap`.
 
     Args:
         max_entries: At most this many entries (``None``: no limit). When full, putting a new id
@@ -231,3 +232,77 @@ class MemorySessionMap:
 
     def __len__(self, /) -> int:
         """The number of entries held, counting expired ones not yet purged."""
+
+@final
+class SessionRecordMap:
+    """The core's session records in memory: what ``ringsession.MemoryStore`` keeps sessions in.
+
+    A record is a set of named fields, each holding a JSON text, plus its creation time, idle
+    timeout and absolute deadline. Saving merges a change into the record in place; loading
+    returns the whole record as one JSON object and restarts its idle timer in the same call
+    (it then expires ``idle`` after the load, but never after its deadline). Time is passed in
+    by the caller as integer milliseconds. Safe to share between threads.
+
+    Args:
+        max_entries: At most this many records (``None``: no limit). When full, saving a new
+            record first drops expired ones, then evicts the record closest to expiry.
+    """
+
+    def __new__(cls, max_entries: int | None = None) -> SessionRecordMap: ...
+    def load(self, id: _Key, now: int) -> str | None:
+        """The live session record of ``id`` as a JSON object, its idle timer restarted.
+
+        A record past its deadline, or saved without a creation time or idle timeout (not a
+        session), is removed and reported as ``None``.
+        """
+
+    def peek(self, id: _Key, now: int) -> str | None:
+        """The live session record of ``id`` as ``load`` judges it, its expiry left alone."""
+
+    def save(
+        self,
+        id: _Key,
+        changed: dict[str, str],
+        deleted: Iterable[str],
+        ttl: int,
+        now: int,
+        created: int | None = None,
+        idle: int | None = None,
+        deadline: int | None = None,
+    ) -> None:
+        """Merges a change into the record of ``id``, creating it if there is no live one.
+
+        Args:
+            id: The session id.
+            changed: Fields to set: name to the JSON text of the value.
+            deleted: Names of fields to remove.
+            ttl: The record expires this long after ``now``.
+            now: The current time.
+            created: The creation time, if the change sets it.
+            idle: The idle timeout, if the change sets it.
+            deadline: The absolute deadline, if the change sets it.
+
+        Raises:
+            TypeError: A field name or value is not a str.
+            ValueError: ``ttl`` is 0.
+        """
+
+    def remove(self, id: _Key) -> bool:
+        """Removes the record of ``id``; returns whether there was one (expired or not)."""
+
+    def touch(self, id: _Key, ttl: int, now: int) -> bool:
+        """Makes a live record expire at ``now + ttl``; returns whether there was one.
+
+        Raises:
+            ValueError: ``ttl`` is 0.
+        """
+
+    def purge_expired(self, now: int) -> int:
+        """Drops every record expired at ``now``; returns how many."""
+
+    @property
+    def max_entries(self) -> int | None:
+        """The maximum number of records, or ``None``."""
+
+    def __len__(self, /) -> int:
+        """The number of records held, counting expired ones not yet purged."""

@@ -1,4 +1,4 @@
-"""`MemoryStore`: sessions in this process's memory, in the core's `MemorySessionMap`."""
+"""`MemoryStore`: sessions in this process's memory, in the core's `SessionRecordMap`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .._json import dumps, loads
-from .._ringsession import MemorySessionMap
+from .._ringsession import SessionRecordMap
 from ._users import INDEX_GRACE_MS, IndexEntry, UserSessions
-from .base import USER_FIELD, ttl_for
+from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, USER_FIELD
 
 __all__ = ["MemoryStore"]
 
 # Expired records are dropped by the map when it is full; without a maximum they would pile up,
-# so a save also purges them, at most once per this many milliseconds.
+# so a save also purges them (and the user index), at most once per this many milliseconds.
 _PURGE_INTERVAL_MS = 60_000
 
 
@@ -30,13 +30,14 @@ def _ttl_ms(ttl: float) -> int:
 
 
 class MemoryStore(UserSessions):
-    """The embedded default store: records as JSON in the core's in-memory session map.
+    """The embedded default store: records in the core's `SessionRecordMap`, in this process.
 
-    Records expire on the store's own clock (idle and absolute timeouts both apply). It is safe to
-    share between threads, and every call returns without waiting for anything, so it never
-    blocks the IOLoop. It keeps a user index (`UserIndexStore`), in memory too. Sessions live
-    in one process only and are lost when it exits: use
-    `RedisStore` or `ShardedRedisStore` to run several processes or survive restarts.
+    Records expire on the store's own clock (idle and absolute timeouts both apply). A load is
+    one call into the core, which also restarts the idle timer; a save merges the changed fields
+    in place. It is safe to share between threads, and every call returns without waiting for
+    anything, so it never blocks the IOLoop. It keeps a user index (`UserIndexStore`), in memory
+    too. Sessions live in one process only and are lost when it exits: use `RedisStore` or
+    `ShardedRedisStore` to run several processes or survive restarts.
 
     Example:
         ::
@@ -55,33 +56,23 @@ class MemoryStore(UserSessions):
             max_entries: The most records kept; when full, saving a new session first drops
                 expired records, then the records closest to expiry. None: no limit.
         """
-        self._map = MemorySessionMap(max_entries)
-        # The map locks each call; this lock makes a save's read-merge-write one step.
-        self._lock = threading.Lock()
+        self._records = SessionRecordMap(max_entries)
         self._next_purge_ms = 0
+        # The user index, under its own lock (the record map locks each of its calls).
         self._users: dict[str, dict[str, IndexEntry]] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """The number of records held, counting expired ones not yet purged."""
-        return len(self._map)
+        return len(self._records)
 
     def __repr__(self) -> str:
-        return f"<MemoryStore with {len(self._map)} records>"
+        return f"<MemoryStore with {len(self._records)} records>"
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         """See `SessionStore.load`."""
-        now = time.time_ns() // 1_000_000
-        with self._lock:
-            raw = self._map.get(sid, now)
-            if raw is None:
-                return None
-            record: dict[str, Any] = loads(raw.decode())
-            ttl = ttl_for(record, now)
-            if ttl is None:
-                self._map.remove(sid)
-                return None
-            self._map.touch(sid, ttl, now)
-        return record
+        text = self._records.load(sid, time.time_ns() // 1_000_000)
+        return loads(text) if text is not None else None
 
     async def save(
         self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
@@ -89,34 +80,33 @@ class MemoryStore(UserSessions):
         """See `SessionStore.save`."""
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
-        ttl_ms = max(1, round(ttl * 1000))
-        # json would write a non-str key as a string, silently: refuse it instead.
-        for key in changed:
-            if not isinstance(key, str):
-                raise TypeError(f"session keys are str, not {type(key).__name__}")
+        fields = {key: dumps(value) for key, value in changed.items()}
         now = time.time_ns() // 1_000_000
-        with self._lock:
-            raw = self._map.get(sid, now)
-            record: dict[str, Any] = loads(raw.decode()) if raw is not None else {}
-            record.update(changed)
-            for key in deleted:
-                record.pop(key, None)
-            self._map.put(sid, dumps(record).encode(), ttl_ms, now)
-            if now >= self._next_purge_ms:
-                self._next_purge_ms = now + _PURGE_INTERVAL_MS
-                self._map.purge_expired(now)
+        # The metadata (written when the record is created) rules how long the record lives.
+        created = (_ms(changed[CREATED_FIELD]) or 0) if CREATED_FIELD in changed else None
+        self._records.save(
+            sid,
+            fields,
+            deleted,
+            max(1, round(ttl * 1000)),
+            now,
+            created,
+            _ms(changed.get(IDLE_FIELD)),
+            _ms(changed.get(DEADLINE_FIELD)),
+        )
+        if now >= self._next_purge_ms:
+            self._next_purge_ms = now + _PURGE_INTERVAL_MS
+            self._records.purge_expired(now)
+            with self._lock:
                 self._purge_users(now)
 
     async def delete(self, sid: str) -> None:
         """See `SessionStore.delete`."""
-        with self._lock:
-            self._map.remove(sid)
+        self._records.remove(sid)
 
     async def touch(self, sid: str, ttl: float) -> bool:
         """See `SessionStore.touch`."""
-        ttl_ms = _ttl_ms(ttl)
-        with self._lock:
-            return self._map.touch(sid, ttl_ms, _now_ms())
+        return self._records.touch(sid, _ttl_ms(ttl), _now_ms())
 
     # ---- the user index (`UserSessions`) ------------------------------------------------------
 
@@ -125,10 +115,10 @@ class MemoryStore(UserSessions):
         with self._lock:
             index = self._users.setdefault(user_id, {})
             index[sid] = entry
-            for old in [
+            for ended in [
                 s for s, e in index.items() if e.deadline_ms is not None and e.deadline_ms <= now
             ]:
-                del index[old]
+                del index[ended]
             return len(index)
 
     async def _index_read(self, user_id: str) -> dict[str, IndexEntry]:
@@ -148,14 +138,10 @@ class MemoryStore(UserSessions):
     async def _bound(self, user_id: str, sids: Collection[str]) -> set[str]:
         now = _now_ms()
         bound = set()
-        with self._lock:
-            for sid in sids:
-                raw = self._map.get(sid, now)
-                if raw is None:
-                    continue
-                record = loads(raw.decode())
-                if record.get(USER_FIELD) == user_id and ttl_for(record, now) is not None:
-                    bound.add(sid)
+        for sid in sids:
+            text = self._records.peek(sid, now)
+            if text is not None and loads(text).get(USER_FIELD) == user_id:
+                bound.add(sid)
         return bound
 
     def _purge_users(self, now: int) -> None:
@@ -167,8 +153,13 @@ class MemoryStore(UserSessions):
                 s
                 for s, e in index.items()
                 if (e.deadline_ms is not None and e.deadline_ms <= now)
-                or (e.indexed_ms < before and self._map.get(s, now) is None)
+                or (e.indexed_ms < before and self._records.peek(s, now) is None)
             ]:
                 del index[sid]
             if not index:
                 del self._users[user_id]
+
+
+def _ms(value: object) -> int | None:
+    """`value` if it is a time in milliseconds as a record holds one (an int >= 0), else None."""
+    return value if type(value) is int and value >= 0 else None

@@ -1,0 +1,412 @@
+//! Session records in memory: the fields of each session, merged in place, and its timeouts,
+//! enforced with a sliding expiry.
+//!
+//! This is the record model of the session stores (one field per session key holding its value as
+//! JSON text, a creation time, an idle timeout that every load restarts, and an absolute
+//! deadline) for a store that keeps records in the process itself. Loading a record restarts its
+//! idle timer in the same call, and saving a change merges only the changed and deleted fields,
+//! so neither reads nor rewrites the whole record.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use crate::error::{Error, Result};
+use crate::session::Expiring;
+
+/// One session's record: named fields holding JSON texts (in the order they were first set), and
+/// the metadata that decides how long it lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionRecord {
+    fields: Vec<(Box<str>, Box<str>)>,
+    created: Option<u64>,
+    idle: Option<u64>,
+    deadline: Option<u64>,
+}
+
+impl SessionRecord {
+    /// The JSON text of the field `name`, if the record has it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every field: its name and its value's JSON text.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(n, v)| (&**n, &**v))
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The creation time, if a save gave one.
+    pub fn created(&self) -> Option<u64> {
+        self.created
+    }
+
+    /// The idle timeout, if a save gave one.
+    pub fn idle(&self) -> Option<u64> {
+        self.idle
+    }
+
+    /// The absolute deadline, if a save gave one.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// The record as one JSON object, `{"name":value,...}`, appended to `out`.
+    ///
+    /// Names are escaped as JSON strings in ASCII (`\uXXXX` beyond it); values are written as
+    /// they were saved, so the object is valid JSON when they were valid JSON texts.
+    pub fn write_json(&self, out: &mut String) {
+        out.push('{');
+        for (i, (name, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_json_string(out, name);
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+    }
+
+    /// Whether the record is a session that is alive at `now` by its own metadata: it has a
+    /// creation time and an idle timeout, and its deadline (if any) is after `now`.
+    fn is_session_at(&self, now: u64) -> bool {
+        self.created.is_some()
+            && self.idle.is_some_and(|idle| idle > 0)
+            && self.deadline.map_or(true, |deadline| deadline > now)
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        match self.fields.iter_mut().find(|(n, _)| &**n == name) {
+            Some((_, v)) => *v = value.into(),
+            None => self.fields.push((name.into(), value.into())),
+        }
+    }
+
+    fn delete(&mut self, name: &str) {
+        self.fields.retain(|(n, _)| &**n != name);
+    }
+}
+
+/// Appends `text` as a JSON string in ASCII, as Python's `json.dumps` writes it.
+fn write_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The metadata a save gives a record; each `None` keeps what the record has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The creation time. A record without one is not a session: loads report it as absent.
+    pub created: Option<u64>,
+    /// The idle timeout: each load makes the record expire this long after the load.
+    pub idle: Option<u64>,
+    /// The absolute deadline: the record never lives past it.
+    pub deadline: Option<u64>,
+}
+
+/// Session records in memory, with sliding expiry and an optional maximum number of records.
+///
+/// Time is passed in by the caller, as for [`crate::MemorySessionMap`]. When full, saving a new
+/// record first drops expired records and then, if still full, evicts the record closest to
+/// expiry.
+///
+/// ```
+/// use ringsession_core::{SessionRecordMap, Timeouts};
+///
+/// let mut records = SessionRecordMap::new(None);
+/// let meta = Timeouts { created: Some(0), idle: Some(1_000), deadline: Some(5_000) };
+/// records.save(b"sid", [("visits", "1")], [], meta, 1_000, 0)?;
+/// records.save(b"sid", [("user", "\"ann\"")], [], Timeouts::default(), 1_000, 500)?;
+/// let record = records.load(b"sid", 1_400).unwrap(); // expires at 2_400 now
+/// let mut json = String::new();
+/// record.write_json(&mut json);
+/// assert_eq!(json, r#"{"visits":1,"user":"ann"}"#);
+/// assert!(records.load(b"sid", 2_400).is_none());
+/// # Ok::<(), ringsession_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionRecordMap {
+    inner: Expiring<SessionRecord>,
+}
+
+impl Default for SessionRecordMap {
+    fn default() -> Self {
+        SessionRecordMap::new(None)
+    }
+}
+
+impl SessionRecordMap {
+    /// An empty map holding at most `max_entries` records (`None`: no limit).
+    pub fn new(max_entries: Option<usize>) -> Self {
+        SessionRecordMap {
+            inner: Expiring::new(max_entries),
+        }
+    }
+
+    /// The maximum number of records, if any.
+    pub fn max_entries(&self) -> Option<usize> {
+        self.inner.max_entries()
+    }
+
+    /// The number of records held, counting expired ones not yet purged.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the map holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    /// The live session record of `id` at `now`, with its idle timer restarted: it now expires
+    /// `idle` after `now`, but no later than its deadline.
+    ///
+    /// A record that is past its deadline, or that has no creation time or idle timeout (not a
+    /// session: what a save racing with a delete leaves), is removed and reported as absent.
+    pub fn load(&mut self, id: &[u8], now: u64) -> Option<&SessionRecord> {
+        let record = self.inner.get(id, now)?;
+        if !record.is_session_at(now) {
+            self.inner.remove(id);
+            return None;
+        }
+        let idle = record.idle.unwrap_or(0);
+        let expires_at = match record.deadline {
+            Some(deadline) => now.saturating_add(idle).min(deadline),
+            None => now.saturating_add(idle),
+        };
+        self.inner.set_expiry(id, expires_at);
+        self.inner.get(id, now)
+    }
+
+    /// The live session record of `id` at `now` (as [`load`](Self::load) judges it), leaving its
+    /// expiry as it is.
+    pub fn peek(&self, id: &[u8], now: u64) -> Option<&SessionRecord> {
+        self.inner.get(id, now).filter(|r| r.is_session_at(now))
+    }
+
+    /// Merges a change into the record of `id`, creating it if there is no live one: sets the
+    /// `changed` fields (name, JSON text), removes the `deleted` ones, takes the metadata that
+    /// `timeouts` gives, and makes the record expire `ttl` after `now`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroTtl`] if `ttl` is 0 (nothing is changed).
+    pub fn save<'a>(
+        &mut self,
+        id: &[u8],
+        changed: impl IntoIterator<Item = (&'a str, &'a str)>,
+        deleted: impl IntoIterator<Item = &'a str>,
+        timeouts: Timeouts,
+        ttl: u64,
+        now: u64,
+    ) -> Result<()> {
+        if ttl == 0 {
+            return Err(Error::ZeroTtl);
+        }
+        let apply = |record: &mut SessionRecord| {
+            for (name, value) in changed {
+                record.set(name, value);
+            }
+            for name in deleted {
+                record.delete(name);
+            }
+            record.created = timeouts.created.or(record.created);
+            record.idle = timeouts.idle.or(record.idle);
+            record.deadline = timeouts.deadline.or(record.deadline);
+        };
+        let expires_at = now.saturating_add(ttl);
+        let live = self.inner.get(id, now).is_some();
+        match self.inner.get_mut(id) {
+            Some(record) if live => {
+                apply(record);
+                self.inner.set_expiry(id, expires_at);
+            }
+            _ => {
+                let mut record = SessionRecord::default();
+                apply(&mut record);
+                self.inner.insert(id, record, expires_at, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a live record expire `ttl` after `now`; returns whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::ZeroTtl`] if `ttl` is 0.
+    pub fn touch(&mut self, id: &[u8], ttl: u64, now: u64) -> Result<bool> {
+        if ttl == 0 {
+            return Err(Error::ZeroTtl);
+        }
+        if self.peek(id, now).is_none() {
+            return Ok(false);
+        }
+        self.inner.set_expiry(id, now.saturating_add(ttl));
+        Ok(true)
+    }
+
+    /// Removes the record of `id`; returns whether there was one (expired or not).
+    pub fn remove(&mut self, id: &[u8]) -> bool {
+        self.inner.remove(id)
+    }
+
+    /// Drops every record expired at `now`; returns how many.
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        self.inner.purge_expired(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    const META: Timeouts = Timeouts {
+        created: Some(0),
+        idle: Some(100),
+        deadline: Some(1_000),
+    };
+
+    fn json(record: &SessionRecord) -> String {
+        let mut out = String::new();
+        record.write_json(&mut out);
+        out
+    }
+
+    #[test]
+    fn saves_merge_fields_in_first_set_order() {
+        let mut m = SessionRecordMap::new(None);
+        m.save(b"s", [("a", "1"), ("b", "2")], [], META, 100, 0)
+            .unwrap();
+        m.save(
+            b"s",
+            [("c", "3"), ("a", "[10]")],
+            ["b", "zz"],
+            Timeouts::default(),
+            100,
+            10,
+        )
+        .unwrap();
+        let record = m.load(b"s", 20).unwrap();
+        assert_eq!(json(record), r#"{"a":[10],"c":3}"#);
+        assert_eq!(record.field("c"), Some("3"));
+        assert_eq!(record.field("b"), None);
+        assert_eq!(
+            (record.created(), record.idle(), record.deadline()),
+            (Some(0), Some(100), Some(1_000))
+        );
+    }
+
+    #[test]
+    fn load_slides_the_expiry_up_to_the_deadline() {
+        let mut m = SessionRecordMap::new(None);
+        m.save(b"s", [("a", "1")], [], META, 50, 0).unwrap();
+        assert!(m.load(b"s", 40).is_some()); // now expires at 140
+        assert!(m.peek(b"s", 139).is_some());
+        assert!(m.peek(b"s", 140).is_none());
+        assert!(m.load(b"s", 139).is_some()); // 239
+        for now in (200..1_000).step_by(90) {
+            assert!(m.load(b"s", now).is_some());
+        }
+        assert!(m.load(b"s", 999).is_some()); // capped at the deadline
+        assert!(m.load(b"s", 1_000).is_none());
+        assert_eq!(m.len(), 1, "expired, not yet purged");
+        assert_eq!(m.purge_expired(1_000), 1);
+    }
+
+    #[test]
+    fn a_record_past_its_deadline_or_without_metadata_is_no_session() {
+        let mut m = SessionRecordMap::new(None);
+        m.save(b"late", [("a", "1")], [], META, 5_000, 0).unwrap();
+        assert!(m.peek(b"late", 1_000).is_none());
+        assert!(m.load(b"late", 1_000).is_none());
+        assert_eq!(m.len(), 0, "removed by the load");
+        // A change saved for a session that is gone (a save racing with a delete).
+        m.save(b"orphan", [("a", "1")], [], Timeouts::default(), 100, 0)
+            .unwrap();
+        assert!(m.load(b"orphan", 1).is_none());
+        assert!(!m.remove(b"orphan"));
+        let no_idle = Timeouts {
+            idle: Some(0),
+            ..META
+        };
+        m.save(b"idle0", [("a", "1")], [], no_idle, 100, 0).unwrap();
+        assert!(m.load(b"idle0", 1).is_none());
+    }
+
+    #[test]
+    fn an_expired_record_is_replaced_not_merged() {
+        let mut m = SessionRecordMap::new(None);
+        m.save(b"s", [("old", "1")], [], META, 10, 0).unwrap();
+        m.save(b"s", [("new", "2")], [], META, 10, 10).unwrap();
+        assert_eq!(json(m.load(b"s", 11).unwrap()), r#"{"new":2}"#);
+    }
+
+    #[test]
+    fn touch_remove_and_errors() {
+        let mut m = SessionRecordMap::new(None);
+        assert_eq!(m.save(b"s", [], [], META, 0, 0), Err(Error::ZeroTtl));
+        assert!(m.is_empty());
+        m.save(b"s", [], [], META, 10, 0).unwrap();
+        assert_eq!(m.touch(b"s", 0, 0), Err(Error::ZeroTtl));
+        assert!(m.touch(b"s", 500, 5).unwrap());
+        assert!(m.peek(b"s", 504).is_some());
+        assert!(!m.touch(b"other", 10, 0).unwrap());
+        assert!(m.remove(b"s"));
+        assert!(!m.touch(b"s", 10, 0).unwrap());
+    }
+
+    #[test]
+    fn evicts_the_record_closest_to_expiry() {
+        let mut m = SessionRecordMap::new(Some(2));
+        m.save(b"long", [], [], META, 900, 0).unwrap();
+        m.save(b"short", [], [], META, 10, 0).unwrap();
+        m.save(b"new", [], [], META, 50, 0).unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m.peek(b"short", 1).is_none());
+        assert!(m.peek(b"long", 1).is_some());
+    }
+
+    #[test]
+    fn names_are_json_strings_in_ascii() {
+        let mut m = SessionRecordMap::new(None);
+        let name = "q\"b\\n\n\t\u{1}é😀";
+        m.save(b"s", [(name, "null")], [], META, 10, 0).unwrap();
+        assert_eq!(
+            json(m.load(b"s", 1).unwrap()),
+            r#"{"q\"b\\n\n\t\u0001\u00e9\ud83d\ude00":null}"#.to_string()
+        );
+    }
+}
