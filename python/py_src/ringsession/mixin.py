@@ -76,7 +76,7 @@ from tornado.httputil import parse_cookie
 from tornado.web import HTTPError, RequestHandler, decode_signed_value
 
 from .session import Session, is_session_id
-from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore, ttl_for
+from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore
 from .stores.memory import MemoryStore
 
 __all__ = ["BaseHandler", "SessionMixin"]
@@ -224,20 +224,35 @@ def _seconds(settings: Mapping[str, Any], key: str, default: float | None) -> fl
 _NO_SETTINGS: Mapping[str, Any] = types.MappingProxyType({})
 
 # Checking a signed cookie (HMAC-SHA256 and parsing) is the largest cost of loading a session,
-# and a browser sends the same cookie again and again: remember the cookies that passed, with
-# the time they were signed at, so that only their age is checked again.
+# and a browser sends the same Cookie header again and again: remember the headers whose session
+# cookie passed, with the time it was signed at, so that only its age is checked again.
 _VERIFIED: dict[tuple[Any, str, str], tuple[str, int]] = {}
 _MAX_VERIFIED = 4096
+_MAX_VERIFIED_HEADER = 1024
 
 
-def _verified_id(secret: Any, name: str, raw: str, max_age_days: float) -> str | None:
-    """The session id in the signed cookie value `raw`, if valid (what get_signed_cookie does)."""
-    key = (secret, name, raw) if isinstance(secret, (str, bytes)) else None
+def _verified_id(
+    secret: Any, name: str, header: str, pattern: re.Pattern[str], max_age_days: float
+) -> str | None:
+    """The session id in the cookie `name` of the Cookie header `header`, if that cookie is there
+    and valid (what get_signed_cookie checks); "" if the header has no such cookie."""
+    # Only short headers are remembered: a client could otherwise fill the cache with long ones
+    # (every one holding the same valid cookie).
+    key = (
+        (secret, name, header)
+        if len(header) <= _MAX_VERIFIED_HEADER and isinstance(secret, (str, bytes))
+        else None
+    )
     if key is not None:
         hit = _VERIFIED.get(key)
         if hit is not None:
             cached, signed_at = hit
             return cached if signed_at >= time.time() - max_age_days * 86400 else None
+    # request.cookies would build an http.cookies.SimpleCookie, and even parse_cookie (what it
+    # parses the header with) costs more than the whole session load: read only our cookie.
+    raw = _cookie_value(header, pattern, name)
+    if raw is None:
+        return ""
     value = decode_signed_value(secret, name, raw, max_age_days=max_age_days, min_version=2)
     sid = value.decode("ascii", "replace") if value is not None else None
     if sid is None or not is_session_id(sid):
@@ -441,7 +456,9 @@ class SessionMixin:
                 if not config.fresh_on_store_error:
                     raise HTTPError(503, "session store unavailable") from None
             else:
-                if record is not None and ttl_for(record, _now_ms()) is not None:
+                # The store reports only live records (SessionStore.load): it enforces the
+                # timeouts, on its own clock.
+                if record is not None:
                     session = Session._from_record(sid, record)
                 else:
                     self._session_clear_cookie(config)
@@ -455,15 +472,12 @@ class SessionMixin:
         header = cast(RequestHandler, self).request.headers.get("Cookie")
         if header is None or config.cookie_name not in header:
             return None
-        # request.cookies would build an http.cookies.SimpleCookie, and even parse_cookie (what it
-        # parses the header with) costs more than the whole session load: read only our cookie.
-        raw = _cookie_value(header, config.cookie_pattern, config.cookie_name)
-        if raw is None:
-            return None
-        sid = _verified_id(secret, config.cookie_name, raw, config.cookie_max_age_days)
+        sid = _verified_id(
+            secret, config.cookie_name, header, config.cookie_pattern, config.cookie_max_age_days
+        )
         if sid is None:
             self._session_clear_cookie(config)
-        return sid
+        return sid or None
 
     def _session_cookie_options(self, config: _Config) -> dict[str, Any]:
         handler = cast(RequestHandler, self)
@@ -627,7 +641,13 @@ class SessionMixin:
         """Called once the session is saved and the response headers are about to be sent."""
         self._session_headers_sent = True
         if self._session_accessed:
-            cast(RequestHandler, self).add_header("Vary", "Cookie")
+            # add_header("Vary", "Cookie") validates a constant, safe value twice; this is what it
+            # then does. (_headers is the response headers of every RequestHandler.)
+            headers = cast(RequestHandler, self)._headers
+            if "Vary" in headers:
+                headers.add("Vary", "Cookie")
+            else:
+                headers["Vary"] = "Cookie"
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Saves the session first if it changed, then finishes (see `RequestHandler.finish`).

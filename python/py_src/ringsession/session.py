@@ -41,6 +41,8 @@ def is_session_id(value: object) -> bool:
 
 
 _META_FIELDS = (CREATED_FIELD, IDLE_FIELD, DEADLINE_FIELD, USER_FIELD)
+# Values that are JSON by their type alone (a float must also be finite, so it is not here).
+_SCALARS = frozenset({str, int, bool, type(None)})
 _MAX_DEPTH = 64
 
 
@@ -92,14 +94,18 @@ def _check_json(key: str, value: object, depth: int = 0, path: tuple[int, ...] =
     )
 
 
-def _check_size(record: dict[str, Any], max_bytes: int | None) -> None:
-    if max_bytes is not None:
-        size = record_size(record)
-        if size > max_bytes:
-            raise SessionTooLarge(
-                f"the session would take {size} bytes, more than max_bytes={max_bytes}: "
-                "its save is refused and nothing of it was written"
-            )
+def _check_size(data: dict[str, Any], meta_size: int, max_bytes: int) -> None:
+    """Raises `SessionTooLarge` if the record of `data` and metadata that takes `meta_size`
+    bytes as a JSON object is over `max_bytes`."""
+    # The size of {**data, **meta} (their keys never overlap), without merging them: two
+    # objects "{a}" and "{b}" make "{a,b}".
+    data_size = len(dumps(data)) if data else 2
+    size = data_size + meta_size - 1 if data_size > 2 < meta_size else max(data_size, meta_size)
+    if size > max_bytes:
+        raise SessionTooLarge(
+            f"the session would take {size} bytes, more than max_bytes={max_bytes}: "
+            "its save is refused and nothing of it was written"
+        )
 
 
 def _check_key(key: object) -> str:
@@ -163,6 +169,7 @@ class Session(MutableMapping[str, JSON]):
         "_doomed",
         "_id",
         "_meta",
+        "_meta_size",
         "_must_write",
         "_user",
         "_user_dirty",
@@ -180,6 +187,7 @@ class Session(MutableMapping[str, JSON]):
         """
         self._data: dict[str, JSON] = {}
         self._meta: dict[str, Any] = {}
+        self._meta_size = -1  # len(dumps(self._meta)) once known, for the size check
         self._id: str | None = None
         self._changed: set[str] = set()
         self._deleted: set[str] = set()
@@ -195,19 +203,25 @@ class Session(MutableMapping[str, JSON]):
     @classmethod
     def _from_record(cls, sid: str, record: dict[str, Any]) -> Session:
         """The session stored under `sid`, from its record as a store returned it (now owned)."""
-        session = cls()
-        session._id = sid
-        data = session._data = record
-        # The reserved fields are few and known: pop them rather than test every key.
-        meta = session._meta
+        # Every request with a session makes one: set the slots directly rather than through
+        # __init__, and pop the few known reserved fields rather than test every key.
+        session = cls.__new__(cls)
+        meta: dict[str, Any] = {}
         for key in _META_FIELDS:
-            if key in data:
-                meta[key] = data.pop(key)
-        for key in [k for k in data if k.startswith(RESERVED_PREFIX)]:
-            meta[key] = data.pop(key)
+            if key in record:
+                meta[key] = record.pop(key)
         user = meta.get(USER_FIELD)
-        if isinstance(user, str):
-            session._user = user
+        session._data = record
+        session._meta = meta
+        session._meta_size = -1
+        session._id = sid
+        session._changed = set()
+        session._deleted = set()
+        session._doomed = []
+        session._must_write = False
+        session._want_clear_cookie = False
+        session._user = user if isinstance(user, str) else None
+        session._user_dirty = False
         return session
 
     # ---- mapping ------------------------------------------------------------------------------
@@ -227,7 +241,10 @@ class Session(MutableMapping[str, JSON]):
         return self._data.get(key, default)
 
     def __setitem__(self, key: str, value: JSON) -> None:
-        _check_json(_check_key(key), value)
+        if type(key) is not str or key.startswith(RESERVED_PREFIX):
+            _check_key(key)
+        if type(value) not in _SCALARS:
+            _check_json(key, value)
         self._data[key] = value
         self._changed.add(key)
         self._deleted.discard(key)
@@ -340,6 +357,7 @@ class Session(MutableMapping[str, JSON]):
             self._doomed.append(self._id)
             self._id = None
             self._meta = {}
+            self._meta_size = -1
             self._must_write = True
             # The new record is bound to the same user, and indexed under it.
             self._user_dirty = self._user is not None
@@ -354,6 +372,7 @@ class Session(MutableMapping[str, JSON]):
             self._doomed.append(self._id)
             self._id = None
             self._meta = {}
+            self._meta_size = -1
         self._data.clear()
         self._changed.clear()
         self._deleted.clear()
@@ -378,7 +397,7 @@ class Session(MutableMapping[str, JSON]):
         Raises:
             SessionTooLarge: The record would be larger than `max_bytes`.
         """
-        commit = _Commit(delete_ids=list(self._doomed))
+        commit = _Commit(list(self._doomed))
         user = self._user
         if self._id is None:
             if self._data or self._must_write or self._user_dirty:
@@ -391,34 +410,41 @@ class Session(MutableMapping[str, JSON]):
                     meta[USER_FIELD] = user
                     commit.bind = (user, now_ms, meta.get(DEADLINE_FIELD))
                 commit.changed = {**self._data, **meta}
-                _check_size(commit.changed, max_bytes)
+                if max_bytes is not None:
+                    _check_size(self._data, len(dumps(meta)), max_bytes)
                 commit.save_id = commit.new_id = new_session_id()
                 commit.ttl_ms = ttl_ms
             elif self._want_clear_cookie:
                 commit.clear_cookie = True
         elif self._changed or self._deleted or self._user_dirty:
-            idle = self._meta.get(IDLE_FIELD)
-            ttl_ms = idle if isinstance(idle, int) and idle > 0 else idle_ms
-            deadline = self._meta.get(DEADLINE_FIELD)
-            if isinstance(deadline, int):
-                ttl_ms = min(ttl_ms, deadline - now_ms)
+            meta = self._meta
+            idle = meta.get(IDLE_FIELD)
+            ttl_ms = idle if type(idle) is int and idle > 0 else idle_ms
+            deadline = meta.get(DEADLINE_FIELD)
+            if type(deadline) is int and deadline - now_ms < ttl_ms:
+                ttl_ms = deadline - now_ms
             if ttl_ms > 0:
+                data = self._data
                 if max_bytes is not None:
-                    record = {**self._data, **self._meta}
-                    if user is not None:
-                        record[USER_FIELD] = user
-                    _check_size(record, max_bytes)
+                    if self._user_dirty and user is not None:
+                        meta_size = len(dumps({**meta, USER_FIELD: user}))
+                    else:
+                        meta_size = self._meta_size
+                        if meta_size < 0:
+                            meta_size = self._meta_size = len(dumps(meta))
+                    _check_size(data, meta_size, max_bytes)
                 commit.save_id = self._id
-                commit.changed = {key: self._data[key] for key in self._changed}
+                commit.changed = {key: data[key] for key in self._changed}
                 if self._user_dirty and user is not None:
                     commit.changed[USER_FIELD] = user
-                    created = self._meta.get(CREATED_FIELD)
+                    created = meta.get(CREATED_FIELD)
                     commit.bind = (
                         user,
                         created if isinstance(created, int) else now_ms,
                         deadline if isinstance(deadline, int) else None,
                     )
-                commit.deleted = set(self._deleted)
+                if self._deleted:
+                    commit.deleted = set(self._deleted)
                 commit.ttl_ms = ttl_ms
             else:
                 # Past its deadline while the request ran: the session is over.
@@ -431,12 +457,15 @@ class Session(MutableMapping[str, JSON]):
         if commit.new_id is not None:
             self._id = commit.new_id
             self._meta = {k: v for k, v in commit.changed.items() if k.startswith(RESERVED_PREFIX)}
+            self._meta_size = -1
         elif commit.clear_cookie and self._id in commit.delete_ids:
             self._id = None
             self._meta = {}
+            self._meta_size = -1
             self._data.clear()
         elif commit.bind is not None:
             self._meta[USER_FIELD] = commit.bind[0]
+            self._meta_size = -1
         self._changed.clear()
         self._deleted.clear()
         self._doomed.clear()
