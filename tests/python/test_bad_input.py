@@ -13,6 +13,7 @@ import hmac
 import http.cookies
 import json
 import logging
+import marshal
 import math
 import time
 import urllib.parse
@@ -23,11 +24,14 @@ from typing import Any
 import pytest
 import tornado.web
 from conftest import COOKIE_SECRET, RedisServer
+from hypothesis import given
+from hypothesis import strategies as st
 from session_app import Spy, make_app
 
 from ringsession import BaseHandler, MemoryStore, RedisStore, Session, SessionStore, SessionTooLarge
+from ringsession._json import dumps
 from ringsession.mixin import _Config, session_tag
-from ringsession.session import new_session_id, record_size
+from ringsession.session import JSON_PER_MARSHAL_BYTE, new_session_id, record_size
 
 # ---- a raw HTTP/1.1 client ----------------------------------------------------------------------
 
@@ -483,3 +487,32 @@ def test_session_too_large_is_a_value_error_raised_before_any_change() -> None:
 def test_bad_max_bytes_setting_is_a_value_error(bad: Any) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         _Config.parse({"max_bytes": bad}, MemoryStore())
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_the_quick_size_bound_holds(value: Any) -> None:
+    # _check_size skips the JSON encoding when this bound shows the record is small enough.
+    assert len(dumps(value)) <= JSON_PER_MARSHAL_BYTE * len(marshal.dumps(value, 2))
+
+
+@pytest.mark.parametrize(
+    "value", ["\x01" * 50, "😀" * 50, "é" * 50, 10**200, -(2**63), 1e-310, [None] * 50, {"": True}]
+)
+def test_the_quick_size_bound_holds_at_the_extremes(value: Any) -> None:
+    assert len(dumps(value)) <= JSON_PER_MARSHAL_BYTE * len(marshal.dumps(value, 2))
+    # The limit is exact: a record of exactly max_bytes is saved, one byte less is refused.
+    plan = Session({"v": value})._plan(0, 1000, None)
+    size = record_size(plan.changed)
+    assert Session({"v": value})._plan(0, 1000, None, max_bytes=size).new_id is not None
+    with pytest.raises(SessionTooLarge):
+        Session({"v": value})._plan(0, 1000, None, max_bytes=size - 1)

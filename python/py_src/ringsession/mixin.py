@@ -533,7 +533,9 @@ class SessionMixin:
         config = self._session_config()
         current = None
         try:
-            plan = session._plan(_now_ms(), config.idle_ms, config.absolute_ms, config.max_bytes)
+            plan = session._plan(
+                time.time_ns() // 1_000_000, config.idle_ms, config.absolute_ms, config.max_bytes
+            )
             if plan.new_id is not None and self._session_headers_sent:
                 raise RuntimeError(
                     "a new session was written after the response headers were sent: "
@@ -666,6 +668,22 @@ class SessionMixin:
             return cast("Future[None]", super().finish(chunk))  # type: ignore[misc]
         if chunk is not None:
             cast(RequestHandler, self).write(chunk)
+        if self._session_commit_task is None and self._session_error is None:
+            # The usual case: one save, which with a store that never waits (MemoryStore) costs
+            # no task and no turn of the event loop.
+            try:
+                finished, value = _start(self._session_commit())
+            except Exception as exc:
+                self._session_fail(exc)
+                done: Future[None] = Future()
+                done.set_result(None)
+                return done
+            if not finished:
+                self._session_commit_task = value  # _session_save_then_finish waits for it
+            elif not cast(Session, self._session_obj)._unsaved():
+                if not self._session_headers_sent:
+                    self._session_seal()
+                return cast("Future[None]", super().finish())  # type: ignore[misc]
         finished, value = _start(self._session_save_then_finish())
         if finished:
             if value is None:

@@ -82,18 +82,21 @@ class MemoryStore(UserSessions):
             raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
         fields = {key: dumps(value) for key, value in changed.items()}
         now = time.time_ns() // 1_000_000
-        # The metadata (written when the record is created) rules how long the record lives.
-        created = (_ms(changed[CREATED_FIELD]) or 0) if CREATED_FIELD in changed else None
-        self._records.save(
-            sid,
-            fields,
-            deleted,
-            max(1, round(ttl * 1000)),
-            now,
-            created,
-            _ms(changed.get(IDLE_FIELD)),
-            _ms(changed.get(DEADLINE_FIELD)),
-        )
+        ttl_ms = max(1, round(ttl * 1000))
+        if CREATED_FIELD in changed:
+            # A new record: its metadata rules how long it lives.
+            self._records.save(
+                sid,
+                fields,
+                deleted,
+                ttl_ms,
+                now,
+                _ms(changed[CREATED_FIELD]) or 0,
+                _ms(changed.get(IDLE_FIELD)),
+                _ms(changed.get(DEADLINE_FIELD)),
+            )
+        else:
+            self._records.save(sid, fields, deleted, ttl_ms, now)
         if now >= self._next_purge_ms:
             self._next_purge_ms = now + _PURGE_INTERVAL_MS
             self._records.purge_expired(now)
