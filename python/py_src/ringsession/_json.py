@@ -31,6 +31,8 @@ if _c_make_encoder is not None:
         None, _unencodable, encoder.encode_basestring_ascii, None, ":", ",", False, False, False
     )
 
+    _encode_str = encoder.encode_basestring_ascii
+
     def dumps(value: Any) -> str:
         """`value` as compact JSON text.
 
@@ -38,6 +40,12 @@ if _c_make_encoder is not None:
             TypeError: A part of `value` is not a JSON type.
             ValueError: A float is NaN or infinite.
         """
+        # Most session values are a str or an int: write those directly, as the encoder would.
+        kind = type(value)
+        if kind is str:
+            return _encode_str(value)
+        if kind is int:
+            return int.__repr__(value)
         return "".join(_c_encode(value, 0))
 
 else:  # pragma: no cover - CPython always has the C encoder

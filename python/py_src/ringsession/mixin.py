@@ -69,11 +69,11 @@ import time
 import types
 from collections.abc import Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tornado.concurrent import Future, chain_future
-from tornado.httputil import parse_cookie
-from tornado.web import HTTPError, RequestHandler, decode_signed_value
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, parse_cookie
+from tornado.web import Application, HTTPError, RequestHandler, decode_signed_value
 
 from .session import Session, is_session_id
 from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore
@@ -387,6 +387,14 @@ class SessionMixin:
     _session_commit_task: asyncio.Future[None] | None = None
     _session_finishing: Future[None] | None = None
 
+    if TYPE_CHECKING:
+        # What the hot paths use of the RequestHandler the mixin is part of, declared rather than
+        # reached through cast(RequestHandler, self), a call on every use.
+        application: Application
+        request: HTTPServerRequest
+        _headers: HTTPHeaders
+        _status_code: int
+
     # ---- hooks ----------------------------------------------------------------------------------
 
     def get_session_settings(self) -> Mapping[str, Any]:
@@ -395,7 +403,7 @@ class SessionMixin:
         Override it to configure sessions per handler. The settings are read once per settings
         object (and store): return the same dict each time, and change it only before use.
         """
-        settings: Mapping[str, Any] | None = cast(RequestHandler, self).application.settings.get(
+        settings: Mapping[str, Any] | None = self.application.settings.get(
             self._SESSION_SETTINGS_KEY
         )
         return settings if settings is not None else _NO_SETTINGS
@@ -430,17 +438,29 @@ class SessionMixin:
     def _session_config(self) -> _Config:
         config = self._session_cfg
         if config is None:
-            config = self._session_cfg = _config(
-                self.get_session_settings(), self.get_session_store()
-            )
+            cls = type(self)
+            if (
+                cls.get_session_settings is SessionMixin.get_session_settings
+                and cls.get_session_store is SessionMixin.get_session_store
+            ):
+                # The hooks as they are: what they would return, without the calls.
+                settings = self.application.settings.get(self._SESSION_SETTINGS_KEY)
+                if settings is None:
+                    settings = _NO_SETTINGS
+                store = settings.get("store")
+                if store is None:
+                    store = _process_store()
+            else:
+                settings = self.get_session_settings()
+                store = self.get_session_store()
+            config = self._session_cfg = _config(settings, store)
         return config
 
     async def prepare(self) -> None:
         """Loads the session (no store call unless the request has a valid session cookie)."""
-        handler = cast(RequestHandler, self)
-        secret = handler.application.settings.get("cookie_secret")
+        secret = self.application.settings.get("cookie_secret")
         if not secret:
-            handler.require_setting("cookie_secret", "sessions")
+            cast(RequestHandler, self).require_setting("cookie_secret", "sessions")
         config = self._session_config()
         session: Session | None = None
         sid = self._session_read_cookie(config, secret)
@@ -469,7 +489,7 @@ class SessionMixin:
 
     def _session_read_cookie(self, config: _Config, secret: Any) -> str | None:
         """The session id in the request's cookie, if it is signed by us and well formed."""
-        header = cast(RequestHandler, self).request.headers.get("Cookie")
+        header = self.request.headers.get("Cookie")
         if header is None or config.cookie_name not in header:
             return None
         sid = _verified_id(
@@ -525,12 +545,13 @@ class SessionMixin:
             session._unsaved()
             or self._session_error is not None
             or (task is not None and not task.done())
-        ) and cast(RequestHandler, self).get_status() < 500
+        ) and self._status_code < 500
 
     async def _session_commit(self) -> None:
         """Carries out one save of the session: store calls, then the cookie."""
-        session = cast(Session, self._session_obj)
-        config = self._session_config()
+        session = self._session_obj
+        assert session is not None, "prepare() made the session"
+        config = self._session_cfg or self._session_config()
         current = None
         try:
             plan = session._plan(
@@ -637,7 +658,7 @@ class SessionMixin:
                 value.add_done_callback(functools.partial(_resolve, result, False))
                 return result
             self._session_seal()
-        return cast("Future[None]", super().flush(include_footers))  # type: ignore[misc]
+        return super().flush(include_footers)  # type: ignore[misc,no-any-return]
 
     def _session_seal(self) -> None:
         """Called once the session is saved and the response headers are about to be sent."""
@@ -645,7 +666,7 @@ class SessionMixin:
         if self._session_accessed:
             # add_header("Vary", "Cookie") validates a constant, safe value twice; this is what it
             # then does. (_headers is the response headers of every RequestHandler.)
-            headers = cast(RequestHandler, self)._headers
+            headers = self._headers
             if "Vary" in headers:
                 headers.add("Vary", "Cookie")
             else:
@@ -665,7 +686,7 @@ class SessionMixin:
             # Nothing to save, so the flush() that finish() makes has nothing to check either.
             if not self._session_headers_sent:
                 self._session_seal()
-            return cast("Future[None]", super().finish(chunk))  # type: ignore[misc]
+            return super().finish(chunk)  # type: ignore[misc,no-any-return]
         if chunk is not None:
             cast(RequestHandler, self).write(chunk)
         if self._session_commit_task is None and self._session_error is None:
@@ -680,10 +701,10 @@ class SessionMixin:
                 return done
             if not finished:
                 self._session_commit_task = value  # _session_save_then_finish waits for it
-            elif not cast(Session, self._session_obj)._unsaved():
+            elif not self._session_obj._unsaved():  # type: ignore[union-attr]
                 if not self._session_headers_sent:
                     self._session_seal()
-                return cast("Future[None]", super().finish())  # type: ignore[misc]
+                return super().finish()  # type: ignore[misc,no-any-return]
         finished, value = _start(self._session_save_then_finish())
         if finished:
             if value is None:
