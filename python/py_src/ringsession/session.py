@@ -101,9 +101,7 @@ def _check_size(data: dict[str, Any], meta: dict[str, Any], max_bytes: int) -> N
     # marshal (version 2: no shared references) writes the same values three times faster, and
     # the JSON text of a value is never more than 6 times as long (the worst case is a control
     # character: 1 byte, or "\u0001"), so most records pass without being encoded as JSON.
-    if JSON_PER_MARSHAL_BYTE * (len(marshal.dumps(data, 2)) + len(marshal.dumps(meta, 2))) <= (
-        max_bytes
-    ):
+    if JSON_PER_MARSHAL_BYTE * len(marshal.dumps((data, meta), 2)) <= max_bytes:
         return
     size = record_size({**data, **meta})
     if size > max_bytes:
