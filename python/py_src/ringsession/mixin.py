@@ -67,7 +67,7 @@ import re
 import secrets
 import time
 import types
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -317,6 +317,9 @@ class _Config:
     fresh_on_store_error: bool
     cookie_max_age_days: float
     max_bytes: int | None
+    # The store's optional immediate forms of load and save (see SessionStore), or None.
+    load_nowait: Callable[[str], dict[str, Any] | None] | None
+    save_nowait: Callable[[str, Mapping[str, Any], set[str], float], None] | None
 
     @classmethod
     def parse(cls, settings: Mapping[str, Any], store: SessionStore) -> _Config:
@@ -359,7 +362,26 @@ class _Config:
                 _MAX_COOKIE_AGE_DAYS if absolute is None else (absolute + _COOKIE_AGE_SLACK) / 86400
             ),
             max_bytes=max_bytes,
+            load_nowait=_nowait(store, "load"),
+            save_nowait=_nowait(store, "save"),
         )
+
+
+def _nowait(store: SessionStore, name: str) -> Any:
+    """The store's method ``{name}_nowait``, if its class defines it next to ``{name}``.
+
+    Only then is it the same operation: a subclass that overrides ``load`` but not
+    ``load_nowait``, or a wrapper that forwards attributes to a store, must be called through
+    its own coroutine.
+    """
+
+    def owner(attribute: str) -> type | None:
+        return next((c for c in type(store).__mro__ if attribute in vars(c)), None)
+
+    defined = owner(name + "_nowait")
+    if defined is None or defined is not owner(name):
+        return None
+    return getattr(store, name + "_nowait")
 
 
 class SessionMixin:
@@ -466,7 +488,11 @@ class SessionMixin:
         sid = self._session_read_cookie(config, secret)
         if sid is not None:
             try:
-                record = await config.store.load(sid)
+                load_nowait = config.load_nowait
+                if load_nowait is not None:
+                    record = load_nowait(sid)
+                else:
+                    record = await config.store.load(sid)
             except CorruptRecord as exc:
                 # Not the store's fault and not the client's: this one session is unusable.
                 logger.error("session %s: %s", session_tag(sid), exc)
@@ -574,15 +600,46 @@ class SessionMixin:
                 current = old
                 await config.store.delete(old)
         except Exception as exc:
-            name = session_tag(current) if current is not None else "(new)"
-            logger.warning("session %s: save failed: %s", name, exc)
-            self._session_error = exc
+            self._session_save_failed(current, exc)
             raise
         session._committed(plan)
         if plan.new_id is not None:
             self._session_set_cookie(config, plan.new_id)
         elif plan.clear_cookie and not self._session_headers_sent:
             self._session_clear_cookie(config)
+
+    def _session_commit_nowait(self) -> bool:
+        """`_session_commit` for the usual change (a stored session's keys changed) when the
+        store saves immediately (``save_nowait``): no coroutine. Returns False, having done
+        nothing, for every other case."""
+        session = self._session_obj
+        config = self._session_cfg
+        if (
+            session is None
+            or config is None
+            or config.save_nowait is None
+            or session._id is None
+            or session._doomed
+            or session._user_dirty
+        ):
+            return False
+        try:
+            plan = session._plan(
+                time.time_ns() // 1_000_000, config.idle_ms, config.absolute_ms, config.max_bytes
+            )
+            if plan.save_id is None or plan.delete_ids:
+                return False  # past its deadline: the general path ends it
+            config.save_nowait(plan.save_id, plan.changed, plan.deleted, plan.ttl_ms / 1000)
+        except Exception as exc:
+            self._session_save_failed(session._id, exc)
+            raise
+        session._committed(plan)
+        return True
+
+    def _session_save_failed(self, sid: str | None, exc: Exception) -> None:
+        name = session_tag(sid) if sid is not None else "(new)"
+        logger.warning("session %s: save failed: %s", name, exc)
+        self._session_error = exc
 
     async def _session_sync(self) -> None:
         """Saves the session until nothing is left to save; raises the save's error."""
@@ -693,7 +750,10 @@ class SessionMixin:
             # The usual case: one save, which with a store that never waits (MemoryStore) costs
             # no task and no turn of the event loop.
             try:
-                finished, value = _start(self._session_commit())
+                if self._session_commit_nowait():
+                    finished, value = True, None
+                else:
+                    finished, value = _start(self._session_commit())
             except Exception as exc:
                 self._session_fail(exc)
                 done: Future[None] = Future()

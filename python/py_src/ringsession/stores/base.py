@@ -99,6 +99,9 @@ class SessionStore(Protocol):
     """What `SessionMixin` needs from a session store.
 
     Implement these four coroutines to keep sessions somewhere else (a database, memcached...).
+    A store that never waits (it keeps sessions in the process, as `MemoryStore` does) may also
+    offer ``load_nowait(sid)`` and ``save_nowait(sid, changed, deleted, ttl)``: the same
+    operations as plain functions, which `SessionMixin` then calls without a coroutine.
     Each method is called at most once per request and must not block the IOLoop: use an asyncio
     client, or run a blocking client in an executor. Session ids are opaque 43-character
     url-safe strings; field values are JSON values (encode them as JSON text for storage).

@@ -71,13 +71,23 @@ class MemoryStore(UserSessions):
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         """See `SessionStore.load`."""
-        text = self._records.load(sid, time.time_ns() // 1_000_000)
-        return loads(text) if text is not None else None
+        return self.load_nowait(sid)
 
     async def save(
         self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
     ) -> None:
         """See `SessionStore.save`."""
+        self.save_nowait(sid, changed, deleted, ttl)
+
+    def load_nowait(self, sid: str) -> dict[str, Any] | None:
+        """`load`, as a plain function: it never waits (see `SessionStore`)."""
+        text = self._records.load(sid, time.time_ns() // 1_000_000)
+        return loads(text) if text is not None else None
+
+    def save_nowait(
+        self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
+    ) -> None:
+        """`save`, as a plain function: it never waits (see `SessionStore`)."""
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
         fields = {key: dumps(value) for key, value in changed.items()}
