@@ -750,10 +750,11 @@ class SessionMixin:
             # The usual case: one save, which with a store that never waits (MemoryStore) costs
             # no task and no turn of the event loop.
             try:
-                if self._session_commit_nowait():
-                    finished, value = True, None
-                else:
-                    finished, value = _start(self._session_commit())
+                if self._session_commit_nowait():  # saved, with nothing left to save
+                    if not self._session_headers_sent:
+                        self._session_seal()
+                    return super().finish()  # type: ignore[misc,no-any-return]
+                finished, value = _start(self._session_commit())
             except Exception as exc:
                 self._session_fail(exc)
                 done: Future[None] = Future()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import dumps, loads, loads_own
 from .._ringsession import SessionRecordMap
 from ._users import INDEX_GRACE_MS, IndexEntry, UserSessions
 from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, USER_FIELD
@@ -82,7 +82,7 @@ class MemoryStore(UserSessions):
     def load_nowait(self, sid: str) -> dict[str, Any] | None:
         """`load`, as a plain function: it never waits (see `SessionStore`)."""
         text = self._records.load(sid, time.time_ns() // 1_000_000)
-        return loads(text) if text is not None else None
+        return loads_own(text) if text is not None else None
 
     def save_nowait(
         self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
