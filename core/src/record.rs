@@ -3,9 +3,10 @@
 //!
 //! This is the record model of the session stores (one field per session key holding its value as
 //! JSON text, a creation time, an idle timeout that every load restarts, and an absolute
-//! deadline) for a store that keeps records in the process itself. Loading a record restarts its
-//! idle timer in the same call, and saving a change merges only the changed and deleted fields,
-//! so neither reads nor rewrites the whole record.
+//! deadline) for a store that keeps records in the process itself. [`SessionRecordMap`] keeps
+//! each record, encoded, as the value of a [`MemorySessionMap`] entry, whose expiry it drives:
+//! loading a record restarts its idle timer in the same call, and saving a change merges the
+//! changed and deleted fields into it, so the caller neither reads nor rewrites the whole record.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -13,7 +14,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::error::{Error, Result};
-use crate::session::Expiring;
+use crate::session::{MemorySessionMap, SessionMap};
 
 /// One session's record: named fields holding JSON texts (in the order they were first set), and
 /// the metadata that decides how long it lives.
@@ -89,6 +90,58 @@ impl SessionRecord {
             && self.deadline.map_or(true, |deadline| deadline > now)
     }
 
+    /// The record as the bytes a [`SessionRecordMap`] entry holds: the metadata (a presence byte
+    /// and three little-endian u64), then each field as its name and value, each prefixed by its
+    /// length (little-endian u32).
+    fn encode(&self) -> Vec<u8> {
+        let size = self
+            .fields
+            .iter()
+            .map(|(n, v)| 8 + n.len() + v.len())
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(HEADER + size);
+        let present = u8::from(self.created.is_some())
+            | u8::from(self.idle.is_some()) << 1
+            | u8::from(self.deadline.is_some()) << 2;
+        out.push(present);
+        for value in [self.created, self.idle, self.deadline] {
+            out.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+        }
+        for (name, value) in &self.fields {
+            for part in [name.as_bytes(), value.as_bytes()] {
+                // A part longer than u32::MAX bytes cannot be built on any target this runs on
+                // with sessions; saturate rather than panic, which `decode` then rejects.
+                let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(part);
+            }
+        }
+        out
+    }
+
+    /// The record that `encode` wrote into `bytes`, or `None` if they are not such a record.
+    fn decode(bytes: &[u8]) -> Option<SessionRecord> {
+        let (meta, mut rest) = (bytes.get(..HEADER)?, bytes.get(HEADER..)?);
+        let present = meta[0];
+        let word = |i: usize| {
+            let b: [u8; 8] = meta.get(1 + 8 * i..9 + 8 * i)?.try_into().ok()?;
+            Some(u64::from_le_bytes(b))
+        };
+        let mut record = SessionRecord {
+            fields: Vec::new(),
+            created: (present & 1 != 0).then_some(word(0)?),
+            idle: (present & 2 != 0).then_some(word(1)?),
+            deadline: (present & 4 != 0).then_some(word(2)?),
+        };
+        while !rest.is_empty() {
+            let (name, after) = take_str(rest)?;
+            let (value, after) = take_str(after)?;
+            record.fields.push((name.into(), value.into()));
+            rest = after;
+        }
+        Some(record)
+    }
+
     fn set(&mut self, name: &str, value: &str) {
         match self.fields.iter_mut().find(|(n, _)| &**n == name) {
             Some((_, v)) => *v = value.into(),
@@ -99,6 +152,17 @@ impl SessionRecord {
     fn delete(&mut self, name: &str) {
         self.fields.retain(|(n, _)| &**n != name);
     }
+}
+
+/// The metadata that starts an encoded record: a presence byte and three u64.
+const HEADER: usize = 1 + 3 * 8;
+
+/// A length-prefixed UTF-8 string at the start of `bytes`, and what follows it.
+fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let len: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_le_bytes(len)).ok()?;
+    let text = bytes.get(4..4usize.checked_add(len)?)?;
+    Some((core::str::from_utf8(text).ok()?, &bytes[4 + len..]))
 }
 
 /// Appends `text` as a JSON string in ASCII, as Python's `json.dumps` writes it.
@@ -137,7 +201,8 @@ pub struct Timeouts {
     pub deadline: Option<u64>,
 }
 
-/// Session records in memory, with sliding expiry and an optional maximum number of records.
+/// Session records in memory, with sliding expiry and an optional maximum number of records: a
+/// [`MemorySessionMap`] whose values are encoded records.
 ///
 /// Time is passed in by the caller, as for [`crate::MemorySessionMap`]. When full, saving a new
 /// record first drops expired records and then, if still full, evicts the record closest to
@@ -157,38 +222,32 @@ pub struct Timeouts {
 /// assert!(records.load(b"sid", 2_400).is_none());
 /// # Ok::<(), ringsession_core::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionRecordMap {
-    inner: Expiring<SessionRecord>,
-}
-
-impl Default for SessionRecordMap {
-    fn default() -> Self {
-        SessionRecordMap::new(None)
-    }
+    map: MemorySessionMap,
 }
 
 impl SessionRecordMap {
     /// An empty map holding at most `max_entries` records (`None`: no limit).
     pub fn new(max_entries: Option<usize>) -> Self {
         SessionRecordMap {
-            inner: Expiring::new(max_entries),
+            map: MemorySessionMap::new(max_entries),
         }
     }
 
     /// The maximum number of records, if any.
     pub fn max_entries(&self) -> Option<usize> {
-        self.inner.max_entries()
+        self.map.max_entries()
     }
 
     /// The number of records held, counting expired ones not yet purged.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.map.len()
     }
 
     /// Whether the map holds no records.
     pub fn is_empty(&self) -> bool {
-        self.inner.len() == 0
+        self.map.is_empty()
     }
 
     /// The live session record of `id` at `now`, with its idle timer restarted: it now expires
@@ -196,25 +255,26 @@ impl SessionRecordMap {
     ///
     /// A record that is past its deadline, or that has no creation time or idle timeout (not a
     /// session: what a save racing with a delete leaves), is removed and reported as absent.
-    pub fn load(&mut self, id: &[u8], now: u64) -> Option<&SessionRecord> {
-        let record = self.inner.get(id, now)?;
-        if !record.is_session_at(now) {
-            self.inner.remove(id);
+    pub fn load(&mut self, id: &[u8], now: u64) -> Option<SessionRecord> {
+        let record = SessionRecord::decode(self.map.get(id, now)?);
+        let Some(record) = record.filter(|r| r.is_session_at(now)) else {
+            self.map.remove(id);
             return None;
-        }
-        let idle = record.idle.unwrap_or(0);
-        let expires_at = match record.deadline {
-            Some(deadline) => now.saturating_add(idle).min(deadline),
-            None => now.saturating_add(idle),
         };
-        self.inner.set_expiry(id, expires_at);
-        self.inner.get(id, now)
+        let idle = record.idle.unwrap_or(0);
+        let ttl = match record.deadline {
+            Some(deadline) => idle.min(deadline - now),
+            None => idle,
+        };
+        // A live session has idle > 0 and a deadline after now, so ttl > 0 and this succeeds.
+        self.map.touch(id, ttl, now).ok()?;
+        Some(record)
     }
 
     /// The live session record of `id` at `now` (as [`load`](Self::load) judges it), leaving its
     /// expiry as it is.
-    pub fn peek(&self, id: &[u8], now: u64) -> Option<&SessionRecord> {
-        self.inner.get(id, now).filter(|r| r.is_session_at(now))
+    pub fn peek(&self, id: &[u8], now: u64) -> Option<SessionRecord> {
+        SessionRecord::decode(self.map.get(id, now)?).filter(|r| r.is_session_at(now))
     }
 
     /// Merges a change into the record of `id`, creating it if there is no live one: sets the
@@ -235,31 +295,21 @@ impl SessionRecordMap {
         if ttl == 0 {
             return Err(Error::ZeroTtl);
         }
-        let apply = |record: &mut SessionRecord| {
-            for (name, value) in changed {
-                record.set(name, value);
-            }
-            for name in deleted {
-                record.delete(name);
-            }
-            record.created = timeouts.created.or(record.created);
-            record.idle = timeouts.idle.or(record.idle);
-            record.deadline = timeouts.deadline.or(record.deadline);
-        };
-        let expires_at = now.saturating_add(ttl);
-        let live = self.inner.get(id, now).is_some();
-        match self.inner.get_mut(id) {
-            Some(record) if live => {
-                apply(record);
-                self.inner.set_expiry(id, expires_at);
-            }
-            _ => {
-                let mut record = SessionRecord::default();
-                apply(&mut record);
-                self.inner.insert(id, record, expires_at, now);
-            }
+        let mut record = self
+            .map
+            .get(id, now)
+            .and_then(SessionRecord::decode)
+            .unwrap_or_default();
+        for (name, value) in changed {
+            record.set(name, value);
         }
-        Ok(())
+        for name in deleted {
+            record.delete(name);
+        }
+        record.created = timeouts.created.or(record.created);
+        record.idle = timeouts.idle.or(record.idle);
+        record.deadline = timeouts.deadline.or(record.deadline);
+        self.map.put(id, record.encode(), ttl, now)
     }
 
     /// Makes a live record expire `ttl` after `now`; returns whether there was one.
@@ -273,24 +323,24 @@ impl SessionRecordMap {
         if self.peek(id, now).is_none() {
             return Ok(false);
         }
-        self.inner.set_expiry(id, now.saturating_add(ttl));
-        Ok(true)
+        self.map.touch(id, ttl, now)
     }
 
     /// Removes the record of `id`; returns whether there was one (expired or not).
     pub fn remove(&mut self, id: &[u8]) -> bool {
-        self.inner.remove(id)
+        self.map.remove(id)
     }
 
     /// Drops every record expired at `now`; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        self.inner.purge_expired(now)
+        self.map.purge_expired(now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use std::string::ToString;
 
     const META: Timeouts = Timeouts {
@@ -320,7 +370,7 @@ mod tests {
         )
         .unwrap();
         let record = m.load(b"s", 20).unwrap();
-        assert_eq!(json(record), r#"{"a":[10],"c":3}"#);
+        assert_eq!(json(&record), r#"{"a":[10],"c":3}"#);
         assert_eq!(record.field("c"), Some("3"));
         assert_eq!(record.field("b"), None);
         assert_eq!(
@@ -371,7 +421,7 @@ mod tests {
         let mut m = SessionRecordMap::new(None);
         m.save(b"s", [("old", "1")], [], META, 10, 0).unwrap();
         m.save(b"s", [("new", "2")], [], META, 10, 10).unwrap();
-        assert_eq!(json(m.load(b"s", 11).unwrap()), r#"{"new":2}"#);
+        assert_eq!(json(&m.load(b"s", 11).unwrap()), r#"{"new":2}"#);
     }
 
     #[test]
@@ -399,13 +449,50 @@ mod tests {
         assert!(m.peek(b"long", 1).is_some());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn encoding_round_trips(
+            fields in proptest::collection::vec(("\\PC{0,6}", "\\PC{0,6}"), 0..6),
+            created: Option<u64>,
+            idle: Option<u64>,
+            deadline: Option<u64>,
+        ) {
+            let record = SessionRecord {
+                fields: fields.iter().map(|(n, v)| (n.as_str().into(), v.as_str().into())).collect(),
+                created,
+                idle,
+                deadline,
+            };
+            proptest::prop_assert_eq!(SessionRecord::decode(&record.encode()), Some(record));
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(0u8.., 0..80)) {
+            let _ = SessionRecord::decode(&bytes);
+            // Every prefix of a real record short of its end is rejected or a shorter record.
+            let record = SessionRecord { fields: vec![("ab".into(), "1".into())], ..META_RECORD };
+            let encoded = record.encode();
+            let cut = bytes.len() % encoded.len();
+            if let Some(shorter) = SessionRecord::decode(&encoded[..cut]) {
+                proptest::prop_assert!(shorter.fields.is_empty());
+            }
+        }
+    }
+
+    const META_RECORD: SessionRecord = SessionRecord {
+        fields: Vec::new(),
+        created: Some(1),
+        idle: Some(2),
+        deadline: None,
+    };
+
     #[test]
     fn names_are_json_strings_in_ascii() {
         let mut m = SessionRecordMap::new(None);
         let name = "q\"b\\n\n\t\u{1}é😀";
         m.save(b"s", [(name, "null")], [], META, 10, 0).unwrap();
         assert_eq!(
-            json(m.load(b"s", 1).unwrap()),
+            json(&m.load(b"s", 1).unwrap()),
             r#"{"q\"b\\n\n\t\u0001\u00e9\ud83d\ude00":null}"#.to_string()
         );
     }

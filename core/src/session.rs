@@ -46,27 +46,29 @@ pub trait SessionMap {
 }
 
 #[derive(Debug, Clone)]
-struct Entry<V> {
-    value: V,
+struct Entry {
+    value: Vec<u8>,
     expires_at: u64,
     seq: u64,
 }
 
-/// Values under ids with an expiry each: what [`MemorySessionMap`] and [`SessionRecordMap`]
-/// share. Optionally bounded: when full, inserting a new id first drops expired entries and then,
-/// if still full, evicts the entry closest to expiry.
+/// An in-memory [`SessionMap`] with an optional maximum number of entries.
+///
+/// When full, putting a new id first drops expired entries and then, if still full, evicts the
+/// entry closest to expiry.
 #[derive(Debug, Clone)]
-pub(crate) struct Expiring<V> {
-    entries: HashMap<Box<[u8]>, Entry<V>, FixedState>,
+pub struct MemorySessionMap {
+    entries: HashMap<Box<[u8]>, Entry, FixedState>,
     /// Every entry by (expiry, insertion sequence), for purging and eviction in order.
     by_expiry: BTreeMap<(u64, u64), Box<[u8]>>,
     next_seq: u64,
     max_entries: Option<usize>,
 }
 
-impl<V> Expiring<V> {
-    pub(crate) fn new(max_entries: Option<usize>) -> Self {
-        Expiring {
+impl MemorySessionMap {
+    /// An empty map holding at most `max_entries` entries (`None`: no limit).
+    pub fn new(max_entries: Option<usize>) -> Self {
+        MemorySessionMap {
             entries: HashMap::with_hasher(FixedState),
             by_expiry: BTreeMap::new(),
             next_seq: 0,
@@ -74,80 +76,18 @@ impl<V> Expiring<V> {
         }
     }
 
-    pub(crate) fn max_entries(&self) -> Option<usize> {
+    /// The maximum number of entries, if any.
+    pub fn max_entries(&self) -> Option<usize> {
         self.max_entries
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// The live value under `id` at `now`.
-    pub(crate) fn get(&self, id: &[u8], now: u64) -> Option<&V> {
-        self.entries
-            .get(id)
-            .filter(|e| e.expires_at > now)
-            .map(|e| &e.value)
-    }
-
-    /// The value under `id`, live or not, to change in place (the expiry stays).
-    pub(crate) fn get_mut(&mut self, id: &[u8]) -> Option<&mut V> {
-        self.entries.get_mut(id).map(|e| &mut e.value)
-    }
-
-    /// Sets the expiry of the entry under `id`, if any.
-    pub(crate) fn set_expiry(&mut self, id: &[u8], expires_at: u64) {
+    fn set_expiry(&mut self, id: &[u8], expires_at: u64) {
         if let Some(entry) = self.entries.get_mut(id) {
             if let Some(key) = self.by_expiry.remove(&(entry.expires_at, entry.seq)) {
                 entry.expires_at = expires_at;
                 self.by_expiry.insert((expires_at, entry.seq), key);
             }
         }
-    }
-
-    /// Stores `value` under `id` until `expires_at`, replacing any previous value.
-    pub(crate) fn insert(&mut self, id: &[u8], value: V, expires_at: u64, now: u64) {
-        if let Some(entry) = self.entries.get_mut(id) {
-            entry.value = value;
-            self.set_expiry(id, expires_at);
-            return;
-        }
-        self.make_room(now);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let key: Box<[u8]> = id.into();
-        self.by_expiry.insert((expires_at, seq), key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                value,
-                expires_at,
-                seq,
-            },
-        );
-    }
-
-    pub(crate) fn remove(&mut self, id: &[u8]) -> bool {
-        match self.entries.remove(id) {
-            Some(entry) => {
-                self.by_expiry.remove(&(entry.expires_at, entry.seq));
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
-        let mut purged = 0;
-        while let Some(entry) = self.by_expiry.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let id = entry.remove();
-            self.entries.remove(&id);
-            purged += 1;
-        }
-        purged
     }
 
     fn make_room(&mut self, now: u64) {
@@ -167,29 +107,6 @@ impl<V> Expiring<V> {
     }
 }
 
-/// An in-memory [`SessionMap`] with an optional maximum number of entries.
-///
-/// When full, putting a new id first drops expired entries and then, if still full, evicts the
-/// entry closest to expiry.
-#[derive(Debug, Clone)]
-pub struct MemorySessionMap {
-    inner: Expiring<Vec<u8>>,
-}
-
-impl MemorySessionMap {
-    /// An empty map holding at most `max_entries` entries (`None`: no limit).
-    pub fn new(max_entries: Option<usize>) -> Self {
-        MemorySessionMap {
-            inner: Expiring::new(max_entries),
-        }
-    }
-
-    /// The maximum number of entries, if any.
-    pub fn max_entries(&self) -> Option<usize> {
-        self.inner.max_entries()
-    }
-}
-
 impl Default for MemorySessionMap {
     fn default() -> Self {
         MemorySessionMap::new(None)
@@ -198,38 +115,74 @@ impl Default for MemorySessionMap {
 
 impl SessionMap for MemorySessionMap {
     fn get(&self, id: &[u8], now: u64) -> Option<&[u8]> {
-        self.inner.get(id, now).map(Vec::as_slice)
+        self.entries
+            .get(id)
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.value.as_slice())
     }
 
     fn put(&mut self, id: &[u8], value: Vec<u8>, ttl: u64, now: u64) -> Result<()> {
         if ttl == 0 {
             return Err(Error::ZeroTtl);
         }
-        self.inner.insert(id, value, now.saturating_add(ttl), now);
+        let expires_at = now.saturating_add(ttl);
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.value = value;
+            self.set_expiry(id, expires_at);
+            return Ok(());
+        }
+        self.make_room(now);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key: Box<[u8]> = id.into();
+        self.by_expiry.insert((expires_at, seq), key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                value,
+                expires_at,
+                seq,
+            },
+        );
         Ok(())
     }
 
     fn remove(&mut self, id: &[u8]) -> bool {
-        self.inner.remove(id)
+        match self.entries.remove(id) {
+            Some(entry) => {
+                self.by_expiry.remove(&(entry.expires_at, entry.seq));
+                true
+            }
+            None => false,
+        }
     }
 
     fn touch(&mut self, id: &[u8], ttl: u64, now: u64) -> Result<bool> {
         if ttl == 0 {
             return Err(Error::ZeroTtl);
         }
-        if self.inner.get(id, now).is_none() {
+        if self.get(id, now).is_none() {
             return Ok(false);
         }
-        self.inner.set_expiry(id, now.saturating_add(ttl));
+        self.set_expiry(id, now.saturating_add(ttl));
         Ok(true)
     }
 
     fn purge_expired(&mut self, now: u64) -> usize {
-        self.inner.purge_expired(now)
+        let mut purged = 0;
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.entries.remove(&id);
+            purged += 1;
+        }
+        purged
     }
 
     fn len(&self) -> usize {
-        self.inner.len()
+        self.entries.len()
     }
 }
 

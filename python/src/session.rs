@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use ringsession_core::{
-    MemorySessionMap as CoreMap, SessionMap as _, SessionRecordMap as CoreRecords, Timeouts,
+    MemorySessionMap as CoreMap, SessionMap as _, SessionRecord, SessionRecordMap as CoreRecords,
+    Timeouts,
 };
 
 use crate::errors::CoreError;
@@ -104,8 +105,7 @@ impl MemorySessionMap {
 ///
 /// Ids are `str` or `bytes`; field names and values are `str` (values are JSON texts); times
 /// are integer milliseconds from the caller's clock. Each call takes the lock for one core
-/// operation; the JSON text of a loaded record is built under it and turned into a Python `str`
-/// after it is released.
+/// operation; a loaded record becomes its JSON text after the lock is released.
 #[pyclass(frozen, name = "SessionRecordMap", module = "ringsession._ringsession")]
 pub struct SessionRecordMap {
     inner: Mutex<CoreRecords>,
@@ -115,6 +115,13 @@ impl SessionRecordMap {
     fn lock(&self) -> MutexGuard<'_, CoreRecords> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A record as one JSON object, a Python `str`.
+fn json<'py>(py: Python<'py>, record: &SessionRecord) -> Bound<'py, PyString> {
+    let mut text = String::new();
+    record.write_json(&mut text);
+    PyString::new(py, &text)
 }
 
 /// A str argument, borrowed where the ABI allows; `what` names it in the error.
@@ -140,12 +147,8 @@ impl SessionRecordMap {
         now: u64,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         let id = id_held(id)?;
-        let json = self.lock().load(view(&id)?, now).map(|record| {
-            let mut json = String::new();
-            record.write_json(&mut json);
-            json
-        });
-        Ok(json.map(|json| PyString::new(py, &json)))
+        let record = self.lock().load(view(&id)?, now);
+        Ok(record.map(|record| json(py, &record)))
     }
 
     fn peek<'py>(
@@ -155,12 +158,8 @@ impl SessionRecordMap {
         now: u64,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         let id = id_held(id)?;
-        let json = self.lock().peek(view(&id)?, now).map(|record| {
-            let mut json = String::new();
-            record.write_json(&mut json);
-            json
-        });
-        Ok(json.map(|json| PyString::new(py, &json)))
+        let record = self.lock().peek(view(&id)?, now);
+        Ok(record.map(|record| json(py, &record)))
     }
 
     #[pyo3(signature = (id, changed, deleted, ttl, now, created = None, idle = None, deadline = None))]

@@ -30,6 +30,7 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.testing
 import tornado.web
+from hypothesis import strategies as st
 
 from ringsession import (
     MemoryStore,
@@ -39,6 +40,17 @@ from ringsession import (
     ShardedRedisStore,
     ShardedStore,
 )
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+"""Any JSON value, for hypothesis: what a session can hold."""
 
 REDIS_COUNT = 3
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"

@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 import tornado.web
-from conftest import COOKIE_SECRET, RedisServer
+from conftest import COOKIE_SECRET, JSON_VALUES, RedisServer
 from hypothesis import given
-from hypothesis import strategies as st
 from session_app import Spy, make_app
 
 from ringsession import BaseHandler, MemoryStore, RedisStore, Session, SessionStore, SessionTooLarge
@@ -489,17 +488,7 @@ def test_bad_max_bytes_setting_is_a_value_error(bad: Any) -> None:
         _Config.parse({"max_bytes": bad}, MemoryStore())
 
 
-@given(
-    st.recursive(
-        st.none()
-        | st.booleans()
-        | st.integers()
-        | st.floats(allow_nan=False, allow_infinity=False)
-        | st.text(),
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-        max_leaves=20,
-    )
-)
+@given(JSON_VALUES)
 def test_the_quick_size_bound_holds(value: Any) -> None:
     # _check_size skips the JSON encoding when this bound shows the record is small enough.
     assert len(dumps(value)) <= JSON_PER_MARSHAL_BYTE * len(marshal.dumps(value, 2))

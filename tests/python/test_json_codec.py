@@ -7,20 +7,10 @@ import math
 from typing import Any
 
 import pytest
+from conftest import JSON_VALUES
 from hypothesis import given
-from hypothesis import strategies as st
 
 from ringsession._json import dumps, loads
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
-    max_leaves=30,
-)
 
 
 @given(JSON_VALUES)
