@@ -13,7 +13,6 @@ mod session;
 #[pymodule]
 fn _ringsession(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ring::HashRing>()?;
-    m.add_class::<session::MemorySessionMap>()?;
     m.add_class::<session::SessionRecordMap>()?;
     Ok(())
 }

@@ -1,105 +1,18 @@
-//! `MemorySessionMap` and `SessionRecordMap`: the core's in-memory session maps for Python.
+//! `SessionRecordMap`: the core's in-memory session records for Python (`MemoryStore`'s storage).
 //!
-//! Ids are `str` (UTF-8) or `bytes`, values are `bytes`, and times are integers in milliseconds
-//! that the caller reads from its own clock (the core has none). The map is safe to share
-//! between threads: each call takes a lock for the length of one core operation.
+//! Ids are `str` (UTF-8) or `bytes`, field names and values `str`, and times are integers in
+//! milliseconds that the caller reads from its own clock (the core has none). The map is safe to
+//! share between threads: each call takes a lock for the length of one core operation.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict, PyString};
-use ringsession_core::{
-    MemorySessionMap as CoreMap, SessionMap as _, SessionRecord, SessionRecordMap as CoreRecords,
-    Timeouts,
-};
+use pyo3::types::{PyDict, PyString};
+use ringsession_core::{SessionRecord, SessionRecordMap as CoreRecords, Timeouts};
 
 use crate::errors::CoreError;
 use crate::ring::{hold, type_error, type_name, view};
-
-/// The core's in-memory session map (see `_ringsession.pyi` for the Python documentation).
-#[pyclass(frozen, name = "MemorySessionMap", module = "ringsession._ringsession")]
-pub struct MemorySessionMap {
-    inner: Mutex<CoreMap>,
-}
-
-impl MemorySessionMap {
-    fn lock(&self) -> MutexGuard<'_, CoreMap> {
-        // Nothing panics while holding the lock, but a poisoned lock still holds a whole map.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A session id as `hold` keeps it; `view` gives its bytes.
-fn id_held<'py>(id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    hold(id.clone(), &|| "session id".into())
-}
-
-#[pymethods]
-impl MemorySessionMap {
-    #[new]
-    #[pyo3(signature = (max_entries = None))]
-    fn new(max_entries: Option<usize>) -> Self {
-        MemorySessionMap {
-            inner: Mutex::new(CoreMap::new(max_entries)),
-        }
-    }
-
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        id: &Bound<'py, PyAny>,
-        now: u64,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let id = id_held(id)?;
-        // Copied out so that no Python object is made while the lock is held.
-        let value = self.lock().get(view(&id)?, now).map(<[u8]>::to_vec);
-        Ok(value.map(|v| PyBytes::new(py, &v)))
-    }
-
-    fn put(&self, id: &Bound<'_, PyAny>, value: &[u8], ttl: u64, now: u64) -> PyResult<()> {
-        let id = id_held(id)?;
-        let value = value.to_vec();
-        Ok(self
-            .lock()
-            .put(view(&id)?, value, ttl, now)
-            .map_err(CoreError)?)
-    }
-
-    fn remove(&self, id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let id = id_held(id)?;
-        Ok(self.lock().remove(view(&id)?))
-    }
-
-    fn touch(&self, id: &Bound<'_, PyAny>, ttl: u64, now: u64) -> PyResult<bool> {
-        let id = id_held(id)?;
-        Ok(self.lock().touch(view(&id)?, ttl, now).map_err(CoreError)?)
-    }
-
-    fn purge_expired(&self, now: u64) -> usize {
-        self.lock().purge_expired(now)
-    }
-
-    #[getter]
-    fn max_entries(&self) -> Option<usize> {
-        self.lock().max_entries()
-    }
-
-    fn __len__(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn __repr__(&self) -> String {
-        let map = self.lock();
-        match map.max_entries() {
-            Some(max) => format!(
-                "<MemorySessionMap with {} entries, at most {max}>",
-                map.len()
-            ),
-            None => format!("<MemorySessionMap with {} entries>", map.len()),
-        }
-    }
-}
 
 /// The core's session record map (see `_ringsession.pyi` for the Python documentation).
 ///
@@ -115,6 +28,11 @@ impl SessionRecordMap {
     fn lock(&self) -> MutexGuard<'_, CoreRecords> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A session id as `hold` keeps it; `view` gives its bytes.
+fn id_held<'py>(id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    hold(id.clone(), &|| "session id".into())
 }
 
 /// A record as one JSON object, a Python `str`.

@@ -6,7 +6,7 @@ Import the public names from :mod:`ringsession`; this stub documents the native 
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, final
 
-__all__ = ["HashRing", "MemorySessionMap", "SessionRecordMap"]
+__all__ = ["HashRing", "SessionRecordMap"]
 
 #: The layout names, for annotations (a layout argument accepts any str and checks it at run time).
 _Layout = Literal["ketama", "hash_ring", "md5_128", "uhashring"]
@@ -189,59 +189,15 @@ class HashRing:
         """Whether a node of this name is on the ring."""
 
 @final
-class MemorySessionMap:
-    """The core's in-memory session map: opaque values under session ids, with a time to live.
-
-    Time is passed in by the caller as integer milliseconds from its own (monotonic) clock. An
-    entry put at ``now`` with ``ttl`` is gone for every call made at or after ``now + ttl``. Safe
-    to share between threads. ``ringsession.MemoryStore`` keeps its records in the
-    `SessionRecordMap`.
-
-    Args:
-        max_entries: At most this many entries (``None``: no limit). When full, putting a new id
-            first drops expired entries, then evicts the entry closest to expiry.
-    """
-
-    def __new__(cls, max_entries: int | None = None) -> MemorySessionMap: ...
-    def get(self, id: _Key, now: int) -> bytes | None:
-        """The value stored under ``id``, or ``None`` if absent or expired at ``now``."""
-
-    def put(self, id: _Key, value: bytes, ttl: int, now: int) -> None:
-        """Stores ``value`` under ``id`` until ``now + ttl``, replacing any previous value.
-
-        Raises:
-            ValueError: ``ttl`` is 0.
-        """
-
-    def remove(self, id: _Key) -> bool:
-        """Removes ``id``; returns whether it was present (expired or not)."""
-
-    def touch(self, id: _Key, ttl: int, now: int) -> bool:
-        """Extends a live entry to expire at ``now + ttl``; returns whether there was one.
-
-        Raises:
-            ValueError: ``ttl`` is 0.
-        """
-
-    def purge_expired(self, now: int) -> int:
-        """Drops every entry expired at ``now``; returns how many."""
-
-    @property
-    def max_entries(self) -> int | None:
-        """The maximum number of entries, or ``None``."""
-
-    def __len__(self, /) -> int:
-        """The number of entries held, counting expired ones not yet purged."""
-
-@final
 class SessionRecordMap:
     """The core's session records in memory: what ``ringsession.MemoryStore`` keeps sessions in.
 
     A record is a set of named fields, each holding a JSON text, plus its creation time, idle
-    timeout and absolute deadline. Saving merges a change into the record in place; loading
-    returns the whole record as one JSON object and restarts its idle timer in the same call
-    (it then expires ``idle`` after the load, but never after its deadline). Time is passed in
-    by the caller as integer milliseconds. Safe to share between threads.
+    timeout and absolute deadline; the core keeps it, encoded, in its ``MemorySessionMap``.
+    Saving merges a change into the record; loading returns the whole record as one JSON object
+    and restarts its idle timer in the same call (it then expires ``idle`` after the load, but
+    never after its deadline). Time is passed in by the caller as integer milliseconds. Safe to
+    share between threads.
 
     Args:
         max_entries: At most this many records (``None``: no limit). When full, saving a new
