@@ -609,9 +609,9 @@ class SessionMixin:
             self._session_clear_cookie(config)
 
     def _session_commit_nowait(self) -> bool:
-        """`_session_commit` for the usual change (a stored session's keys changed) when the
-        store saves immediately (``save_nowait``): no coroutine. Returns False, having done
-        nothing, for every other case."""
+        """`_session_commit` for the usual change (a stored session's keys changed, nothing
+        else) when the store saves immediately (``save_nowait``): no coroutine and no plan
+        object. Returns False, having done nothing, for every other case."""
         session = self._session_obj
         config = self._session_cfg
         if (
@@ -623,17 +623,17 @@ class SessionMixin:
             or session._user_dirty
         ):
             return False
+        sid = session._id
         try:
-            plan = session._plan(
-                time.time_ns() // 1_000_000, config.idle_ms, config.absolute_ms, config.max_bytes
-            )
-            if plan.save_id is None or plan.delete_ids:
+            update = session._update(time.time_ns() // 1_000_000, config.idle_ms, config.max_bytes)
+            if update is None:
                 return False  # past its deadline: the general path ends it
-            config.save_nowait(plan.save_id, plan.changed, plan.deleted, plan.ttl_ms / 1000)
+            changed, deleted, ttl_ms = update
+            config.save_nowait(sid, changed, deleted, ttl_ms / 1000)
         except Exception as exc:
-            self._session_save_failed(session._id, exc)
+            self._session_save_failed(sid, exc)
             raise
-        session._committed(plan)
+        session._updated()
         return True
 
     def _session_save_failed(self, sid: str | None, exc: Exception) -> None:

@@ -420,11 +420,8 @@ class Session(MutableMapping[str, JSON]):
                 commit.clear_cookie = True
         elif self._changed or self._deleted or self._user_dirty:
             meta = self._meta
-            idle = meta.get(IDLE_FIELD)
-            ttl_ms = idle if type(idle) is int and idle > 0 else idle_ms
+            ttl_ms = self._ttl_ms(now_ms, idle_ms)
             deadline = meta.get(DEADLINE_FIELD)
-            if type(deadline) is int and deadline - now_ms < ttl_ms:
-                ttl_ms = deadline - now_ms
             if ttl_ms > 0:
                 data = self._data
                 if max_bytes is not None:
@@ -449,6 +446,40 @@ class Session(MutableMapping[str, JSON]):
                 commit.delete_ids.append(self._id)
                 commit.clear_cookie = True
         return commit
+
+    def _ttl_ms(self, now_ms: int, idle_ms: int) -> int:
+        """The time to live that saving the stored session now gives it (<= 0: it is over)."""
+        meta = self._meta
+        idle = meta.get(IDLE_FIELD)
+        ttl_ms: int = idle if type(idle) is int and idle > 0 else idle_ms
+        deadline = meta.get(DEADLINE_FIELD)
+        if type(deadline) is int and deadline - now_ms < ttl_ms:
+            ttl_ms = deadline - now_ms
+        return ttl_ms
+
+    def _update(
+        self, now_ms: int, idle_ms: int, max_bytes: int | None
+    ) -> tuple[dict[str, Any], set[str], int] | None:
+        """The save of a stored session whose keys changed, and nothing else (no `regenerate`,
+        `destroy` or `bind_user` pending): its changed fields, deleted fields and time to live;
+        None when it is past its deadline (`_plan` then ends it). What `_plan` would plan, for
+        the most common save, without a `_Commit`; `_updated` records that it was carried out.
+
+        Raises:
+            SessionTooLarge: The record would be larger than `max_bytes`.
+        """
+        ttl_ms = self._ttl_ms(now_ms, idle_ms)
+        if ttl_ms <= 0:
+            return None
+        data = self._data
+        if max_bytes is not None:
+            _check_size(data, self._meta, max_bytes)
+        return {key: data[key] for key in self._changed}, set(self._deleted), ttl_ms
+
+    def _updated(self) -> None:
+        """Records that the save that `_update` gave was carried out."""
+        self._changed.clear()
+        self._deleted.clear()
 
     def _committed(self, commit: _Commit) -> None:
         """Records that `commit` (from `_plan`) was carried out."""
