@@ -70,24 +70,15 @@ impl SessionRecord {
     /// Names are escaped as JSON strings in ASCII (`\uXXXX` beyond it); values are written as
     /// they were saved, so the object is valid JSON when they were valid JSON texts.
     pub fn write_json(&self, out: &mut String) {
-        out.push('{');
-        for (i, (name, value)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_json_string(out, name);
-            out.push(':');
-            out.push_str(value);
-        }
-        out.push('}');
+        write_json_object(out, self.fields());
     }
 
-    /// Whether the record is a session that is alive at `now` by its own metadata: it has a
-    /// creation time and an idle timeout, and its deadline (if any) is after `now`.
-    fn is_session_at(&self, now: u64) -> bool {
-        self.created.is_some()
-            && self.idle.is_some_and(|idle| idle > 0)
-            && self.deadline.map_or(true, |deadline| deadline > now)
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            created: self.created,
+            idle: self.idle,
+            deadline: self.deadline,
+        }
     }
 
     /// The record as the bytes a [`SessionRecordMap`] entry holds: the metadata (a presence byte
@@ -121,23 +112,16 @@ impl SessionRecord {
 
     /// The record that `encode` wrote into `bytes`, or `None` if they are not such a record.
     fn decode(bytes: &[u8]) -> Option<SessionRecord> {
-        let (meta, mut rest) = (bytes.get(..HEADER)?, bytes.get(HEADER..)?);
-        let present = meta[0];
-        let word = |i: usize| {
-            let b: [u8; 8] = meta.get(1 + 8 * i..9 + 8 * i)?.try_into().ok()?;
-            Some(u64::from_le_bytes(b))
-        };
+        let encoded = Encoded::parse(bytes)?;
         let mut record = SessionRecord {
             fields: Vec::new(),
-            created: (present & 1 != 0).then_some(word(0)?),
-            idle: (present & 2 != 0).then_some(word(1)?),
-            deadline: (present & 4 != 0).then_some(word(2)?),
+            created: encoded.meta.created,
+            idle: encoded.meta.idle,
+            deadline: encoded.meta.deadline,
         };
-        while !rest.is_empty() {
-            let (name, after) = take_str(rest)?;
-            let (value, after) = take_str(after)?;
+        for field in encoded.fields() {
+            let (name, value) = field?;
             record.fields.push((name.into(), value.into()));
-            rest = after;
         }
         Some(record)
     }
@@ -156,6 +140,80 @@ impl SessionRecord {
 
 /// The metadata that starts an encoded record: a presence byte and three u64.
 const HEADER: usize = 1 + 3 * 8;
+
+/// An encoded record (`SessionRecord::encode`), read in place: its metadata, and its fields as
+/// they come.
+struct Encoded<'a> {
+    meta: Timeouts,
+    fields: &'a [u8],
+}
+
+impl<'a> Encoded<'a> {
+    /// The metadata of the encoded record `bytes`; its fields are checked as they are read.
+    fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let (head, fields) = (bytes.get(..HEADER)?, bytes.get(HEADER..)?);
+        let present = head[0];
+        let word = |i: usize| {
+            let b: [u8; 8] = head.get(1 + 8 * i..9 + 8 * i)?.try_into().ok()?;
+            Some(u64::from_le_bytes(b))
+        };
+        let meta = Timeouts {
+            created: (present & 1 != 0).then_some(word(0)?),
+            idle: (present & 2 != 0).then_some(word(1)?),
+            deadline: (present & 4 != 0).then_some(word(2)?),
+        };
+        Some(Encoded { meta, fields })
+    }
+
+    /// Each field as (name, JSON text); `None` for a malformed one, and nothing after it.
+    fn fields(&self) -> impl Iterator<Item = Option<(&'a str, &'a str)>> {
+        let mut rest = Some(self.fields);
+        core::iter::from_fn(move || {
+            let bytes = rest.filter(|b| !b.is_empty())?;
+            let field = take_str(bytes).and_then(|(name, after)| {
+                let (value, after) = take_str(after)?;
+                Some(((name, value), after))
+            });
+            rest = field.map(|(_, after)| after);
+            Some(field.map(|(field, _)| field))
+        })
+    }
+
+    /// The record as one JSON object (see `SessionRecord::write_json`); `None` if a field is
+    /// malformed.
+    fn write_json(&self, out: &mut String) -> Option<()> {
+        let mut fields = Vec::new();
+        for field in self.fields() {
+            fields.push(field?);
+        }
+        write_json_object(out, fields.into_iter());
+        Some(())
+    }
+}
+
+impl Timeouts {
+    /// Whether a record with this metadata is a session that is alive at `now`: it has a
+    /// creation time and an idle timeout, and its deadline (if any) is after `now`.
+    fn alive_at(&self, now: u64) -> bool {
+        self.created.is_some()
+            && self.idle.is_some_and(|idle| idle > 0)
+            && self.deadline.map_or(true, |deadline| deadline > now)
+    }
+}
+
+/// Appends the fields (name, JSON text) as one JSON object.
+fn write_json_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (i, (name, value)) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(out, name);
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
+}
 
 /// A length-prefixed UTF-8 string at the start of `bytes`, and what follows it.
 fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
@@ -256,25 +314,42 @@ impl SessionRecordMap {
     /// A record that is past its deadline, or that has no creation time or idle timeout (not a
     /// session: what a save racing with a delete leaves), is removed and reported as absent.
     pub fn load(&mut self, id: &[u8], now: u64) -> Option<SessionRecord> {
-        let record = SessionRecord::decode(self.map.get(id, now)?);
-        let Some(record) = record.filter(|r| r.is_session_at(now)) else {
-            self.map.remove(id);
-            return None;
-        };
-        let idle = record.idle.unwrap_or(0);
-        let ttl = match record.deadline {
-            Some(deadline) => idle.min(deadline - now),
-            None => idle,
-        };
-        // A live session has idle > 0 and a deadline after now, so ttl > 0 and this succeeds.
-        self.map.touch(id, ttl, now).ok()?;
-        Some(record)
+        self.refresh(id, now)?;
+        SessionRecord::decode(self.map.get(id, now)?)
+    }
+
+    /// [`load`](Self::load), appending the record as one JSON object to `out` (see
+    /// [`SessionRecord::write_json`]); returns whether there was a live record.
+    pub fn load_json(&mut self, id: &[u8], now: u64, out: &mut String) -> bool {
+        self.refresh(id, now).is_some()
+            && self
+                .map
+                .get(id, now)
+                .and_then(Encoded::parse)
+                .and_then(|encoded| encoded.write_json(out))
+                .is_some()
     }
 
     /// The live session record of `id` at `now` (as [`load`](Self::load) judges it), leaving its
     /// expiry as it is.
     pub fn peek(&self, id: &[u8], now: u64) -> Option<SessionRecord> {
-        SessionRecord::decode(self.map.get(id, now)?).filter(|r| r.is_session_at(now))
+        SessionRecord::decode(self.map.get(id, now)?).filter(|r| r.timeouts().alive_at(now))
+    }
+
+    /// Restarts the idle timer of the live session record of `id`; removes a dead one.
+    fn refresh(&mut self, id: &[u8], now: u64) -> Option<()> {
+        let meta = Encoded::parse(self.map.get(id, now)?).map(|encoded| encoded.meta);
+        let Some(meta) = meta.filter(|meta| meta.alive_at(now)) else {
+            self.map.remove(id);
+            return None;
+        };
+        let idle = meta.idle.unwrap_or(0);
+        let ttl = match meta.deadline {
+            Some(deadline) => idle.min(deadline - now),
+            None => idle,
+        };
+        // A live session has idle > 0 and a deadline after now, so ttl > 0 and this succeeds.
+        self.map.touch(id, ttl, now).ok()?.then_some(())
     }
 
     /// Merges a change into the record of `id`, creating it if there is no live one: sets the
@@ -377,6 +452,27 @@ mod tests {
             (record.created(), record.idle(), record.deadline()),
             (Some(0), Some(100), Some(1_000))
         );
+    }
+
+    #[test]
+    fn load_json_writes_what_load_returns() {
+        let mut m = SessionRecordMap::new(None);
+        m.save(b"s", [("a", "1"), ("q\"", "[]")], [], META, 100, 0)
+            .unwrap();
+        let mut out = String::from("prefix:");
+        assert!(m.load_json(b"s", 10, &mut out));
+        assert_eq!(
+            out,
+            std::format!("prefix:{}", json(&m.load(b"s", 10).unwrap()))
+        );
+        assert!(
+            m.peek(b"s", 109).is_some(),
+            "load_json restarted the idle timer"
+        );
+        let mut none = String::new();
+        assert!(!m.load_json(b"other", 10, &mut none));
+        assert!(!m.load_json(b"s", 2_000, &mut none));
+        assert!(none.is_empty());
     }
 
     #[test]

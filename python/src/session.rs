@@ -65,8 +65,9 @@ impl SessionRecordMap {
         now: u64,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         let id = id_held(id)?;
-        let record = self.lock().load(view(&id)?, now);
-        Ok(record.map(|record| json(py, &record)))
+        let mut text = String::new();
+        let found = self.lock().load_json(view(&id)?, now, &mut text);
+        Ok(found.then(|| PyString::new(py, &text)))
     }
 
     fn peek<'py>(
