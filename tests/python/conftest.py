@@ -40,6 +40,7 @@ from ringsession import (
     ShardedRedisStore,
     ShardedStore,
 )
+from ringsession.stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, now_ms
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -51,6 +52,15 @@ JSON_VALUES = st.recursive(
     max_leaves=30,
 )
 """Any JSON value, for hypothesis: what a session can hold."""
+
+
+def meta(idle_ms: int = 60_000, deadline_in_ms: int | None = 3_600_000) -> dict[str, Any]:
+    """The reserved fields of a record created now (no deadline for `deadline_in_ms` None)."""
+    fields: dict[str, Any] = {CREATED_FIELD: now_ms(), IDLE_FIELD: idle_ms}
+    if deadline_in_ms is not None:
+        fields[DEADLINE_FIELD] = now_ms() + deadline_in_ms
+    return fields
+
 
 REDIS_COUNT = 3
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"

@@ -10,16 +10,16 @@ import asyncio
 import json
 import re
 import socket
-import time
 from typing import Any
 
 import pytest
 import redis.asyncio
-from conftest import RedisServer
+from conftest import RedisServer, meta
 
 from ringsession import (
     HashRing,
     MemoryStore,
+    RedisClusterStore,
     RedisStore,
     SessionStore,
     ShardedRedisStore,
@@ -27,20 +27,8 @@ from ringsession import (
     StoreError,
 )
 from ringsession.session import new_session_id
-from ringsession.stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD
+from ringsession.stores.base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, now_ms
 from ringsession.stores.sharded import redis_node_name
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def meta(idle_ms: int = 60_000, deadline_in_ms: int | None = 3_600_000) -> dict[str, Any]:
-    """The reserved fields of a record created now."""
-    fields: dict[str, Any] = {CREATED_FIELD: now_ms(), IDLE_FIELD: idle_ms}
-    if deadline_in_ms is not None:
-        fields[DEADLINE_FIELD] = now_ms() + deadline_in_ms
-    return fields
 
 
 async def test_protocol_is_implemented(store: SessionStore) -> None:
@@ -214,11 +202,14 @@ async def test_redis_enforces_the_deadline_on_the_server(redis_node: RedisServer
     assert not redis_node.client.exists(key)
 
 
-async def test_redis_unreachable_raises_store_error() -> None:
+@pytest.mark.parametrize("kind", [RedisStore, RedisClusterStore])
+async def test_unreachable_redis_raises_store_error(
+    kind: type[RedisStore] | type[RedisClusterStore],
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    store = RedisStore(f"redis://127.0.0.1:{closed_port}", socket_connect_timeout=0.5)
+    store = kind(f"redis://127.0.0.1:{closed_port}", socket_connect_timeout=0.5)
     try:
         with pytest.raises(StoreError):
             await store.load(new_session_id())
@@ -226,6 +217,8 @@ async def test_redis_unreachable_raises_store_error() -> None:
             await store.save(new_session_id(), {"a": 1}, set(), 1)
         with pytest.raises(StoreError):
             await store.delete(new_session_id())
+        with pytest.raises(StoreError):
+            await store.touch(new_session_id(), 1)
     finally:
         await store.close()
 

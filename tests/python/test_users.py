@@ -32,11 +32,7 @@ from ringsession import (
 from ringsession.demo import make_app
 from ringsession.rebalance import rebalance
 from ringsession.stores import _users
-from ringsession.stores.base import CREATED_FIELD, DEADLINE_FIELD, USER_FIELD
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+from ringsession.stores.base import CREATED_FIELD, DEADLINE_FIELD, USER_FIELD, now_ms
 
 
 async def bind(

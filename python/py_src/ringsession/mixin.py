@@ -76,7 +76,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, parse_cookie
 from tornado.web import Application, HTTPError, RequestHandler, decode_signed_value
 
 from .session import Session, is_session_id
-from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore
+from .stores.base import CorruptRecord, SessionStore, StoreError, UserIndexStore, now_ms
 from .stores.memory import MemoryStore
 
 __all__ = ["BaseHandler", "SessionMixin"]
@@ -192,10 +192,6 @@ def _resolve(result: Future[None], quiet: bool, task: asyncio.Future[Future[None
         result.set_result(None)
     else:
         chain_future(sent, result)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def _index(
@@ -580,9 +576,7 @@ class SessionMixin:
         config = self._session_cfg or self._session_config()
         current = None
         try:
-            plan = session._plan(
-                time.time_ns() // 1_000_000, config.idle_ms, config.absolute_ms, config.max_bytes
-            )
+            plan = session._plan(now_ms(), config.idle_ms, config.absolute_ms, config.max_bytes)
             if plan.new_id is not None and self._session_headers_sent:
                 raise RuntimeError(
                     "a new session was written after the response headers were sent: "
@@ -625,7 +619,7 @@ class SessionMixin:
             return False
         sid = session._id
         try:
-            update = session._update(time.time_ns() // 1_000_000, config.idle_ms, config.max_bytes)
+            update = session._update(now_ms(), config.idle_ms, config.max_bytes)
             if update is None:
                 return False  # past its deadline: the general path ends it
             changed, deleted, ttl_ms = update

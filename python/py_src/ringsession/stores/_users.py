@@ -13,11 +13,10 @@ from the index. Between the two, the session is not yet bound: a reader keeps su
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, NamedTuple
 
-from .base import UserSession, session_hash
+from .base import UserSession, now_ms, session_hash
 
 __all__ = ["INDEX_GRACE_MS", "INDEX_PRUNE_AT", "IndexEntry", "UserSessions", "check_user_id"]
 
@@ -63,11 +62,6 @@ class IndexEntry(NamedTuple):
             return cls(int(created), int(deadline) if deadline else None, int(indexed))
         except ValueError:
             return cls(0, 0, 0)
-
-
-def now_ms() -> int:
-    """The current time, ms since the Unix epoch."""
-    return time.time_ns() // 1_000_000
 
 
 def check_user_id(user_id: object) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -37,8 +38,10 @@ __all__ = [
     "UserIndexStore",
     "UserSession",
     "decode_field",
+    "now_ms",
     "session_hash",
     "ttl_for",
+    "ttl_to_ms",
 ]
 
 RESERVED_PREFIX = "_rs:"
@@ -194,6 +197,22 @@ class SessionStore(Protocol):
             StoreError: The store could not be reached.
         """
         ...
+
+
+def now_ms() -> int:
+    """The current time as records keep times: integer milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def ttl_to_ms(ttl: float) -> int:
+    """A time to live given in seconds, in whole milliseconds (at least 1).
+
+    Raises:
+        ValueError: `ttl` is not > 0.
+    """
+    if not ttl > 0:
+        raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
+    return max(1, round(ttl * 1000))
 
 
 def session_hash(sid: str) -> str:

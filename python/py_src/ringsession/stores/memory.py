@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from .._json import dumps, loads, loads_own
 from .._ringsession import SessionRecordMap
 from ._users import INDEX_GRACE_MS, IndexEntry, UserSessions
-from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, USER_FIELD
+from .base import CREATED_FIELD, DEADLINE_FIELD, IDLE_FIELD, USER_FIELD, now_ms, ttl_to_ms
 
 __all__ = ["MemoryStore"]
 
 # Expired records are dropped by the map when it is full; without a maximum they would pile up,
 # so a save also purges them (and the user index), at most once per this many milliseconds.
 _PURGE_INTERVAL_MS = 60_000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _ttl_ms(ttl: float) -> int:
-    if not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
-    return max(1, round(ttl * 1000))
 
 
 class MemoryStore(UserSessions):
@@ -81,18 +70,16 @@ class MemoryStore(UserSessions):
 
     def load_nowait(self, sid: str) -> dict[str, Any] | None:
         """`load`, as a plain function: it never waits (see `SessionStore`)."""
-        text = self._records.load(sid, time.time_ns() // 1_000_000)
+        text = self._records.load(sid, now_ms())
         return loads_own(text) if text is not None else None
 
     def save_nowait(
         self, sid: str, changed: Mapping[str, Any], deleted: set[str], ttl: float
     ) -> None:
         """`save`, as a plain function: it never waits (see `SessionStore`)."""
-        if not ttl > 0:
-            raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
+        ttl_ms = ttl_to_ms(ttl)
         fields = {key: dumps(value) for key, value in changed.items()}
-        now = time.time_ns() // 1_000_000
-        ttl_ms = max(1, round(ttl * 1000))
+        now = now_ms()
         if CREATED_FIELD in changed:
             # A new record: its metadata rules how long it lives.
             self._records.save(
@@ -119,12 +106,12 @@ class MemoryStore(UserSessions):
 
     async def touch(self, sid: str, ttl: float) -> bool:
         """See `SessionStore.touch`."""
-        return self._records.touch(sid, _ttl_ms(ttl), _now_ms())
+        return self._records.touch(sid, ttl_to_ms(ttl), now_ms())
 
     # ---- the user index (`UserSessions`) ------------------------------------------------------
 
     async def _index_add(self, user_id: str, sid: str, entry: IndexEntry) -> int:
-        now = _now_ms()
+        now = now_ms()
         with self._lock:
             index = self._users.setdefault(user_id, {})
             index[sid] = entry
@@ -149,7 +136,7 @@ class MemoryStore(UserSessions):
                 del self._users[user_id]
 
     async def _bound(self, user_id: str, sids: Collection[str]) -> set[str]:
-        now = _now_ms()
+        now = now_ms()
         bound = set()
         for sid in sids:
             text = self._records.peek(sid, now)

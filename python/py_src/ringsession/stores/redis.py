@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from .._json import dumps
-from ._users import IndexEntry, UserSessions, now_ms
+from ._users import IndexEntry, UserSessions
 from .base import (
     CREATED_FIELD,
     DEADLINE_FIELD,
@@ -30,6 +30,8 @@ from .base import (
     CorruptRecord,
     StoreError,
     decode_field,
+    now_ms,
+    ttl_to_ms,
 )
 
 __all__ = ["TOMBSTONE_FIELD", "RedisStore"]
@@ -128,12 +130,6 @@ def _client_options(client_options: dict[str, Any]) -> dict[str, Any]:
 _FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
-def _ttl_ms(ttl: float) -> int:
-    if not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
-    return max(1, round(ttl * 1000))
-
-
 _ClientT = TypeVar("_ClientT", aioredis.Redis, RedisCluster)
 
 
@@ -217,7 +213,7 @@ class _RedisHashStore(UserSessions, Generic[_ClientT]):
     ) -> None:
         """See `SessionStore.save`."""
         key = self._prefix + sid
-        ttl_ms = _ttl_ms(ttl)
+        ttl_ms = ttl_to_ms(ttl)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 if changed:
@@ -239,7 +235,7 @@ class _RedisHashStore(UserSessions, Generic[_ClientT]):
     async def touch(self, sid: str, ttl: float) -> bool:
         """See `SessionStore.touch`."""
         try:
-            return bool(await self._client.pexpire(self._prefix + sid, _ttl_ms(ttl)))
+            return bool(await self._client.pexpire(self._prefix + sid, ttl_to_ms(ttl)))
         except _FAILURES as exc:
             raise StoreError(f"redis touch failed: {exc}") from exc
 

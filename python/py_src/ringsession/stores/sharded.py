@@ -7,7 +7,6 @@ them; ``python -m ringsession rebalance`` (`ringsession.rebalance`) moves the re
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 from .._ringsession import HashRing
 from ._migrate import MAX_ROUNDS, MoveConflict, move_record, write_tombstone
 from ._users import IndexEntry, UserSessions
-from .base import SessionStore, StoreError, ttl_for
+from .base import SessionStore, StoreError, now_ms, ttl_for
 from .redis import _FAILURES, RedisStore
 
 __all__ = ["ShardedRedisStore", "ShardedStore", "redis_node_name"]
@@ -278,7 +277,7 @@ async def _move_between_stores(
 ) -> dict[str, Any] | None:
     """`ShardedStore._move` for stores that are not both `RedisStore`: the protocol's best."""
     record = await source.load(sid)
-    ttl_ms = ttl_for(record, _now_ms()) if record is not None else None
+    ttl_ms = ttl_for(record, now_ms()) if record is not None else None
     if record is None or ttl_ms is None:
         # A concurrent request may have moved it since this one missed it on the destination.
         return await destination.load(sid)
@@ -298,15 +297,11 @@ async def _move_between_stores(
         changed = {k: v for k, v in again.items() if k not in record or record[k] != v}
         deleted = set(record) - set(again)
         record = again
-        ttl_ms = ttl_for(again, _now_ms()) or ttl_ms
+        ttl_ms = ttl_for(again, now_ms()) or ttl_ms
     else:
         raise StoreError(f"session move failed: the record kept changing ({MAX_ROUNDS} rounds)")
     await source.delete(sid)
     return await destination.load(sid)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _weights(
