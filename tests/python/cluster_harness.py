@@ -10,20 +10,17 @@ statistics reset. conftest.py imports the fixtures from here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import RedisServer, _start_redis
+from conftest import RedisServer, _start_redis, redis_server_group
 from redis.crc import key_slot
 
 CLUSTER_SIZE = 3
@@ -153,19 +150,11 @@ def redis_cluster() -> Iterator[LocalCluster]:
             "(apt-get install redis-server redis-tools)",
             pytrace=False,
         )
-    masters: list[RedisServer] = []
-    with tempfile.TemporaryDirectory(prefix="ringsession-cluster-") as workdir:
-        try:
-            for _ in range(CLUSTER_SIZE):
-                masters.append(_start_node(exe, workdir))
-            _create_cluster(cli, masters)
-            yield LocalCluster(masters)
-        finally:
-            for server in masters:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(server.process.pid, signal.SIGCONT)
-                server.process.kill()
-                server.process.wait()
+    with redis_server_group(
+        exe, CLUSTER_SIZE, "ringsession-cluster-", start=_start_node
+    ) as masters:
+        _create_cluster(cli, masters)
+        yield LocalCluster(masters)
 
 
 @pytest.fixture

@@ -167,14 +167,21 @@ def _start_redis(
 
 
 @contextlib.contextmanager
-def redis_server_group(exe: str, count: int, prefix: str) -> Iterator[list[RedisServer]]:
-    """`count` redis-servers (see `_start_redis`) sharing a temporary directory whose name starts
-    with `prefix`; on exit each is killed (after a SIGCONT, in case a test left it stopped)."""
+def redis_server_group(
+    exe: str,
+    count: int,
+    prefix: str,
+    start: Callable[[str, str], RedisServer] | None = None,
+) -> Iterator[list[RedisServer]]:
+    """`count` redis-servers sharing a temporary directory whose name starts with `prefix`, each
+    started by ``start(exe, workdir)`` (default `_start_redis`); on exit each is killed (after a
+    SIGCONT, in case a test left it stopped)."""
+    start = start or _start_redis
     servers: list[RedisServer] = []
     with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
         try:
             for _ in range(count):
-                servers.append(_start_redis(exe, workdir))
+                servers.append(start(exe, workdir))
             yield servers
         finally:
             for server in servers:
