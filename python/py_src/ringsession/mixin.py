@@ -125,6 +125,12 @@ def _process_store() -> MemoryStore:
     return _default_store
 
 
+def _store_in(settings: Mapping[str, Any]) -> SessionStore:
+    """The ``store`` of the session settings, or the process-wide `MemoryStore`."""
+    store: SessionStore | None = settings.get("store")
+    return store if store is not None else _process_store()
+
+
 def session_tag(sid: str) -> str:
     """A short name for a session id, for logs: a hash keyed with a per-process secret."""
     return hashlib.blake2b(sid.encode(), key=_LOG_SALT, digest_size=5).hexdigest()
@@ -431,8 +437,7 @@ class SessionMixin:
 
         Without one, every application of the process shares one `MemoryStore`.
         """
-        store: SessionStore | None = self.get_session_settings().get("store")
-        return store if store is not None else _process_store()
+        return _store_in(self.get_session_settings())
 
     # ---- the session ----------------------------------------------------------------------------
 
@@ -456,20 +461,10 @@ class SessionMixin:
     def _session_config(self) -> _Config:
         config = self._session_cfg
         if config is None:
-            cls = type(self)
-            if (
-                cls.get_session_settings is SessionMixin.get_session_settings
-                and cls.get_session_store is SessionMixin.get_session_store
-            ):
-                # The hooks as they are: what they would return, without the calls.
-                settings = self.application.settings.get(self._SESSION_SETTINGS_KEY)
-                if settings is None:
-                    settings = _NO_SETTINGS
-                store = settings.get("store")
-                if store is None:
-                    store = _process_store()
+            settings = self.get_session_settings()
+            if type(self).get_session_store is SessionMixin.get_session_store:
+                store = _store_in(settings)  # what the hook returns, without a second lookup
             else:
-                settings = self.get_session_settings()
                 store = self.get_session_store()
             config = self._session_cfg = _config(settings, store)
         return config
